@@ -1,1 +1,38 @@
-fn main(){}
+//! `vaultctl`: the thin client scripts call.
+
+mod cli;
+mod commands;
+mod exit;
+mod secret_input;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with exit 0.
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // Usage errors: one line, like every other error.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("vaultctl: {first} (see `vaultctl --help`)");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("vaultctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! vaultd: keeps API tokens encrypted at rest and zeroized in memory, and
+//! performs HTTP requests with them on behalf of local scripts, which never
+//! see the token. `main.rs` only parses flags and builds the runtime; all of
+//! this is a library so tests can run a real server on a temporary socket.
+
+pub mod config;
+pub mod connection;
+pub mod handlers;
+pub mod harden;
+pub mod job;
+pub mod paths;
+pub mod server;
+pub mod state;
+pub mod vault;
+
+pub use server::{bind, serve};
+pub use state::State;

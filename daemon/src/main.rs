@@ -1,1 +1,131 @@
-fn main(){}
+//! `vaultd`: parse flags, harden the process, build the runtime, serve.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use vaultd::config::Config;
+use vaultd::{paths, server, state::State};
+
+/// tokenvault daemon: keeps API tokens encrypted and performs HTTP requests
+/// with them for `vaultctl`, so scripts never see a token.
+///
+/// Runs in the foreground and logs to stderr (set VAULTD_LOG=debug for
+/// more). Usually started by systemd: `systemctl --user start vaultd.socket`.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Socket path [default: $VAULTD_SOCKET, else the config's `socket`,
+    /// else $XDG_RUNTIME_DIR/vaultd/vaultd.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Vault file [default: the config's `vault`, else
+    /// $XDG_DATA_HOME/vaultd/vault]
+    #[arg(long, value_name = "PATH")]
+    vault: Option<PathBuf>,
+    /// Config file [default: $XDG_CONFIG_HOME/vaultd/config.toml, optional]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    // Before anything secret exists: no core dumps, no ptrace by our uid.
+    let harden = vaultd::harden::harden_process();
+    init_logging();
+    if let Err(e) = harden {
+        tracing::warn!("process hardening incomplete: {e}");
+    }
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("vaultd: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VAULTD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let config = match &args.config {
+        Some(p) => Config::load(p, true),
+        None => match paths::default_config() {
+            Some(p) => Config::load(&p, false),
+            None => Ok(Config::default()),
+        },
+    }
+    .map_err(|e| e.to_string())?;
+    let socket = args
+        .socket
+        .or_else(|| {
+            std::env::var_os("VAULTD_SOCKET")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| config.socket.clone())
+        .or_else(paths::default_socket)
+        .ok_or("no socket path: set XDG_RUNTIME_DIR or VAULTD_SOCKET, or pass --socket")?;
+    let vault = args
+        .vault
+        .or_else(|| config.vault.clone())
+        .or_else(paths::default_vault)
+        .ok_or("no vault path: set HOME or XDG_DATA_HOME, or pass --vault")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vaultd")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let state = Arc::new(State::new(config, vault.clone())?);
+        let listener = server::bind(&socket).map_err(|e| e.to_string())?;
+        tracing::info!(
+            "vaultd {} listening on {} (vault {})",
+            env!("CARGO_PKG_VERSION"),
+            socket.display(),
+            vault.display()
+        );
+        spawn_lock_on_sigusr1(state.clone())?;
+        server::serve(listener, state.clone(), shutdown_signal()).await;
+        state.lock();
+        tracing::info!("vaultd stopped; keys dropped");
+        Ok::<(), String>(())
+    })
+}
+
+fn spawn_lock_on_sigusr1(state: Arc<State>) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            if state.lock() {
+                tracing::info!("vault locked (SIGUSR1)");
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

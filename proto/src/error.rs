@@ -33,6 +33,8 @@ pub enum ErrorCode {
     VersionMismatch,
     /// The vault file is damaged, tampered with or from a newer version.
     VaultCorrupt,
+    /// The caller's uid may not use this daemon.
+    PermissionDenied,
 }
 
 impl ErrorCode {

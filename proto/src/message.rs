@@ -21,26 +21,43 @@ pub struct Hello {
 pub enum Request {
     Status,
     /// Create a new, empty vault and leave it unlocked.
-    Init { passphrase: Secret },
-    Unlock { passphrase: Secret },
+    Init {
+        passphrase: Secret,
+    },
+    Unlock {
+        passphrase: Secret,
+    },
     /// Unlock with the 32 bytes of a key file; the client reads the file so
     /// a sandboxed daemon need not see the caller's paths.
-    UnlockKeyfile { key: Secret },
+    UnlockKeyfile {
+        key: Secret,
+    },
     Lock,
     /// Rewrap the data key under a new passphrase.
-    Passwd { old: Secret, new: Secret },
+    Passwd {
+        old: Secret,
+        new: Secret,
+    },
     Add {
         name: String,
         spec: CredentialSpec,
         value: Secret,
     },
     /// Replace a credential's value, keeping its policy.
-    Rotate { name: String, value: Secret },
-    Remove { name: String },
+    Rotate {
+        name: String,
+        value: Secret,
+    },
+    Remove {
+        name: String,
+    },
     List,
     /// Add (or replace) the key-file slot. The passphrase is required so a
     /// process that finds the vault unlocked cannot grant itself a way back in.
-    AddKeyfile { passphrase: Secret, key: Secret },
+    AddKeyfile {
+        passphrase: Secret,
+        key: Secret,
+    },
     /// Perform an HTTP request with a credential attached.
     Job(JobRequest),
 }

@@ -1,0 +1,37 @@
+//! Exit codes and the one line a failing `vaultctl` prints.
+
+use vaultctl::ClientError;
+
+pub const USAGE: u8 = 1;
+pub const NOT_RUNNING: u8 = 2;
+pub const HTTP_ERROR: u8 = 22;
+
+/// A failed command: the exit code and one line for stderr (no secrets).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        let code = match &e {
+            ClientError::NotRunning { .. } => NOT_RUNNING,
+            ClientError::Daemon(reply) => reply.code.exit_code(),
+            _ => USAGE,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `config.toml`: every key optional, unknown keys refused by name.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// The file as written by the user.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    socket: Option<PathBuf>,
+    vault: Option<PathBuf>,
+    lock_after_idle: Option<String>,
+    lock_after: Option<String>,
+    max_body: Option<String>,
+    request_timeout: Option<String>,
+    #[serde(default)]
+    extra_ca: Vec<PathBuf>,
+    proxy: Option<String>,
+    unlock_keyfile: Option<PathBuf>,
+    #[serde(default)]
+    allow_uids: Vec<u32>,
+    #[serde(default)]
+    audit: bool,
+}
+
+/// Settings with defaults applied and units parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub socket: Option<PathBuf>,
+    pub vault: Option<PathBuf>,
+    /// `None` means never.
+    pub lock_after_idle: Option<Duration>,
+    pub lock_after: Option<Duration>,
+    pub max_body: usize,
+    pub request_timeout: Duration,
+    pub extra_ca: Vec<PathBuf>,
+    pub proxy: Option<String>,
+    pub unlock_keyfile: Option<PathBuf>,
+    pub allow_uids: Vec<u32>,
+    pub audit: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket: None,
+            vault: None,
+            lock_after_idle: Some(Duration::from_secs(8 * 3600)),
+            lock_after: None,
+            max_body: proto::MAX_BODY,
+            request_timeout: Duration::from_secs(60),
+            extra_ca: Vec::new(),
+            proxy: None,
+            unlock_keyfile: None,
+            allow_uids: Vec::new(),
+            audit: false,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`; a missing file is fine only when `required` is false
+    /// (the default location is optional, an explicit `--config` is not).
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let d = Config::default();
+        let max_body = match raw.max_body {
+            Some(s) => parse_size(&s).map_err(|e| format!("max_body: {e}"))?,
+            None => d.max_body,
+        };
+        if max_body > proto::MAX_BODY {
+            return Err(format!(
+                "max_body: at most {} MiB is supported",
+                proto::MAX_BODY >> 20
+            ));
+        }
+        let request_timeout = match raw.request_timeout {
+            Some(s) => parse_duration(&s)
+                .map_err(|e| format!("request_timeout: {e}"))?
+                .ok_or("request_timeout: must be more than 0")?,
+            None => d.request_timeout,
+        };
+        Ok(Config {
+            socket: raw.socket,
+            vault: raw.vault,
+            lock_after_idle: match raw.lock_after_idle {
+                Some(s) => parse_duration(&s).map_err(|e| format!("lock_after_idle: {e}"))?,
+                None => d.lock_after_idle,
+            },
+            lock_after: match raw.lock_after {
+                Some(s) => parse_duration(&s).map_err(|e| format!("lock_after: {e}"))?,
+                None => d.lock_after,
+            },
+            max_body,
+            request_timeout,
+            extra_ca: raw.extra_ca,
+            proxy: raw.proxy,
+            unlock_keyfile: raw.unlock_keyfile,
+            allow_uids: raw.allow_uids,
+            audit: raw.audit,
+        })
+    }
+}
+
+/// "8h", "90s", "1h 30m"; "0" means never (`None`).
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(None);
+    }
+    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
+/// "64MiB", "512KiB", "1GiB", "1000" (bytes); K/M/G alone mean KiB/MiB/GiB.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected e.g. 64MiB"))?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?}: use B, KiB, MiB or GiB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.lock_after_idle, Some(Duration::from_secs(8 * 3600)));
+        assert_eq!(c.lock_after, None);
+        assert_eq!(c.max_body, 64 << 20);
+        assert_eq!(c.request_timeout, Duration::from_secs(60));
+        assert!(!c.audit);
+    }
+
+    #[test]
+    fn units() {
+        let c = Config::parse(
+            "lock_after_idle = \"0\"\nlock_after = \"90s\"\nmax_body = \"1MiB\"\nrequest_timeout = \"2m\"\nallow_uids = [1001]\n",
+        )
+        .unwrap();
+        assert_eq!(c.lock_after_idle, None);
+        assert_eq!(c.lock_after, Some(Duration::from_secs(90)));
+        assert_eq!(c.max_body, 1 << 20);
+        assert_eq!(c.request_timeout, Duration::from_secs(120));
+        assert_eq!(c.allow_uids, vec![1001]);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("lock_afer_idle = \"1h\"\n").unwrap_err();
+        assert!(e.contains("lock_afer_idle"), "{e}");
+    }
+
+    #[test]
+    fn bad_values() {
+        assert!(Config::parse("max_body = \"12 parsecs\"").is_err());
+        assert!(Config::parse("max_body = \"1GiB\"").is_err());
+        assert!(Config::parse("request_timeout = \"soon\"").is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! One function per request: turns a decoded [`Request`] into a [`Response`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::{
+    CredentialSpec, ErrorCode, ErrorReply, JobRequest, Request, Response, Secret, StatusInfo,
+    VaultState,
+};
+use reqwest::Method;
+
+use crate::job::http::{Prepared, policy_reply};
+use crate::job::policy::{self, Policy};
+use crate::server::Peer;
+use crate::state::{State, check_passphrase_shape, no_such};
+use crate::vault::store::{StoredCredential, now_secs, validate_name};
+
+fn bad(msg: impl Into<String>) -> ErrorReply {
+    ErrorReply::new(ErrorCode::BadRequest, msg)
+}
+
+pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
+    let result = match req {
+        Request::Status => Ok(status(state)),
+        Request::Init { passphrase } => state.init(passphrase).await.map(|_| Response::Done),
+        Request::Unlock { passphrase } => unlock(state, passphrase, false).await,
+        Request::UnlockKeyfile { key } => unlock(state, key, true).await,
+        Request::Lock => {
+            if state.lock() {
+                tracing::info!("vault locked by request of pid {}", peer.pid_str());
+            }
+            Ok(Response::Done)
+        }
+        Request::Passwd { old, new } => passwd(state, old, new).await,
+        Request::Add { name, spec, value } => add(state, name, spec, value).await,
+        Request::Rotate { name, value } => rotate(state, name, value).await,
+        Request::Remove { name } => remove(state, name).await,
+        Request::List => state.list().map(Response::List),
+        Request::AddKeyfile { passphrase, key } => add_keyfile(state, passphrase, key).await,
+        Request::Job(job) => run_job(state, peer, job).await,
+    };
+    result.unwrap_or_else(Response::Error)
+}
+
+fn status(state: &State) -> Response {
+    let vault_state = if state.is_unlocked() {
+        VaultState::Unlocked
+    } else if state.vault_exists() {
+        VaultState::Locked
+    } else {
+        VaultState::Uninitialized
+    };
+    Response::Status(StatusInfo {
+        daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: proto::PROTOCOL_VERSION,
+        state: vault_state,
+        credentials: state.credential_count(),
+        uptime_secs: state.started.elapsed().as_secs(),
+        pid: std::process::id(),
+        vault_path: state.vault_path.display().to_string(),
+    })
+}
+
+async fn unlock(state: &State, secret: Secret, keyfile: bool) -> Result<Response, ErrorReply> {
+    let how = if keyfile { "key file" } else { "passphrase" };
+    match state.unlock(secret, keyfile).await {
+        Ok(true) => {
+            tracing::info!("vault unlocked with {how}");
+            Ok(Response::Done)
+        }
+        Ok(false) => Ok(Response::Done),
+        Err(e) => {
+            tracing::warn!("unlock with {how} failed: {}", e.message);
+            Err(e)
+        }
+    }
+}
+
+async fn passwd(state: &State, old: Secret, new: Secret) -> Result<Response, ErrorReply> {
+    check_passphrase_shape(&new)?;
+    state.verify_passphrase(old).await?;
+    let kdf = state.kdf();
+    // Argon2id on the async threads would stall other clients for ~0.3 s:
+    // derive the new slot on the blocking pool inside the change.
+    state
+        .mutate(move |_, file, key| {
+            tokio::task::block_in_place(|| file.set_passphrase(key, new.expose(), kdf))
+                .map_err(crate::state::vault_reply)
+        })
+        .await?;
+    tracing::info!("passphrase changed");
+    Ok(Response::Done)
+}
+
+async fn add_keyfile(
+    state: &State,
+    passphrase: Secret,
+    key: Secret,
+) -> Result<Response, ErrorReply> {
+    let key: [u8; 32] = key
+        .expose()
+        .try_into()
+        .map_err(|_| bad("a key file holds exactly 32 bytes"))?;
+    let key = zeroize::Zeroizing::new(key);
+    state.verify_passphrase(passphrase).await?;
+    state
+        .mutate(move |_, file, data_key| {
+            file.set_keyfile(data_key, &key)
+                .map_err(crate::state::vault_reply)
+        })
+        .await?;
+    tracing::info!("key-file slot set");
+    Ok(Response::Done)
+}
+
+async fn add(
+    state: &State,
+    name: String,
+    spec: CredentialSpec,
+    value: Secret,
+) -> Result<Response, ErrorReply> {
+    validate_name(&name).map_err(bad)?;
+    let Some(injection) = &spec.injection else {
+        return Err(bad(
+            "choose how the token is sent: --preset, --header or --bearer",
+        ));
+    };
+    if let proto::Injection::Header { name } = injection {
+        policy::validate_header_name(name).map_err(policy_reply_bad)?;
+    }
+    Policy::from_spec(&spec).map_err(policy_reply_bad)?;
+    policy::validate_token(value.expose()).map_err(policy_reply_bad)?;
+    let spec = normalize_spec(spec);
+    let log_name = name.clone();
+    state
+        .mutate(move |contents, _, _| {
+            if contents.credentials.contains_key(&name) {
+                return Err(ErrorReply::new(
+                    ErrorCode::AlreadyExists,
+                    format!("a credential named {name:?} already exists (use `vaultctl rotate` to change its value)"),
+                ));
+            }
+            contents.credentials.insert(
+                name,
+                StoredCredential {
+                    spec,
+                    value,
+                    created: now_secs(),
+                    last_used: None,
+                    use_count: 0,
+                },
+            );
+            Ok(())
+        })
+        .await?;
+    tracing::info!("credential {log_name:?} added");
+    Ok(Response::Done)
+}
+
+/// Stores origins in their canonical spelling, so `list` shows what is enforced.
+fn normalize_spec(mut spec: CredentialSpec) -> CredentialSpec {
+    if let Ok(p) = Policy::from_spec(&spec) {
+        spec.origins = p.origins.iter().map(|o| o.to_string()).collect();
+        spec.methods = p.methods.clone();
+    }
+    spec
+}
+
+fn policy_reply_bad(e: policy::PolicyError) -> ErrorReply {
+    ErrorReply::new(ErrorCode::BadRequest, e.to_string())
+}
+
+async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, ErrorReply> {
+    policy::validate_token(value.expose()).map_err(policy_reply_bad)?;
+    let log_name = name.clone();
+    state
+        .mutate(move |contents, _, _| {
+            let cred = contents
+                .credentials
+                .get_mut(&name)
+                .ok_or_else(|| no_such(&name))?;
+            cred.value = value;
+            Ok(())
+        })
+        .await?;
+    tracing::info!("credential {log_name:?} rotated");
+    Ok(Response::Done)
+}
+
+async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
+    let log_name = name.clone();
+    state
+        .mutate(move |contents, _, _| {
+            contents
+                .credentials
+                .remove(&name)
+                .map(drop)
+                .ok_or_else(|| no_such(&name))
+        })
+        .await?;
+    tracing::info!("credential {log_name:?} removed");
+    Ok(Response::Done)
+}
+
+async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response, ErrorReply> {
+    let JobRequest {
+        credential,
+        method,
+        url,
+        headers,
+        body,
+        follow_redirects,
+        timeout_ms,
+    } = job;
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| bad(format!("invalid method {method:?}")))?;
+    if body
+        .as_ref()
+        .is_some_and(|b| b.len() > state.upstream.max_body())
+    {
+        return Err(ErrorReply::new(
+            ErrorCode::TooLarge,
+            format!(
+                "request body exceeds max_body ({} bytes)",
+                state.upstream.max_body()
+            ),
+        ));
+    }
+    let lease = state.lease(&credential)?;
+    Policy::check_headers(&lease.injection, &headers).map_err(policy_reply)?;
+    let checked = lease.policy.check(method.as_str(), &url);
+    let (url, origin) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(
+                "job refused: credential {credential:?}, pid {}: {e}",
+                peer.pid_str()
+            );
+            return Err(policy_reply(e));
+        }
+    };
+    state.record_use(&credential);
+    let path = url.path().to_owned();
+    let method_str = method.to_string();
+    let origin_str = origin.to_string();
+    let prepared = Prepared {
+        url,
+        origin,
+        method,
+        headers,
+        body: body.map(Bytes::from),
+        follow_redirects,
+        timeout: timeout_ms.map(Duration::from_millis),
+        policy: lease.policy,
+        injection: lease.injection,
+        token: lease.token,
+    };
+    let result = state.upstream.run(prepared).await;
+    if state.config.audit {
+        let status = match &result {
+            Ok(r) => r.status.to_string(),
+            Err(e) => format!("error({:?})", e.code),
+        };
+        tracing::info!(
+            target: "audit",
+            "job pid={} uid={} exe={} credential={credential} method={method_str} origin={origin_str} path={path} status={status}",
+            peer.pid_str(),
+            peer.uid,
+            peer.exe(),
+        );
+    }
+    result.map(Response::Job)
+}

@@ -1,0 +1,362 @@
+//! The one pooled HTTP client and the exchange itself, redirects included.
+//!
+//! reqwest's own redirect handling is off: it keeps custom headers such as
+//! `Access-Token` on cross-origin redirects. We follow redirects here, only
+//! to the same origin, re-checking the policy at every hop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::{ErrorCode, ErrorReply, Header, Injection, JobResponse, Secret};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use zeroize::Zeroizing;
+
+use super::policy::{Origin, Policy};
+use super::redact::Redactor;
+use crate::config::Config;
+
+/// Redirect hops followed with `-L` before giving up (curl's default is 50;
+/// a loop to the same origin gains nothing from more).
+const MAX_REDIRECTS: usize = 20;
+
+/// The daemon's HTTP client: built once, shared by every job, so TLS
+/// sessions and connections stay warm.
+pub struct Upstream {
+    client: reqwest::Client,
+    max_body: usize,
+    timeout: Duration,
+}
+
+/// A job that passed the policy, ready to send.
+pub struct Prepared {
+    pub url: Url,
+    pub origin: Origin,
+    pub method: Method,
+    pub headers: Vec<Header>,
+    pub body: Option<Bytes>,
+    pub follow_redirects: bool,
+    pub timeout: Option<Duration>,
+    pub policy: Arc<Policy>,
+    pub injection: Injection,
+    pub token: Secret,
+}
+
+impl Upstream {
+    pub fn new(config: &Config) -> Result<Upstream, String> {
+        // Several daemons may share a test process; a second install is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs(15));
+        if let Some(proxy) = &config.proxy {
+            let p = reqwest::Proxy::all(proxy).map_err(|e| format!("proxy {proxy:?}: {e}"))?;
+            builder = builder.proxy(p);
+        }
+        for path in &config.extra_ca {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("extra_ca {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                format!(
+                    "extra_ca {}: not a PEM certificate bundle: {e}",
+                    path.display()
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(format!("extra_ca {}: no certificate found", path.display()));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", root_cause(&e)))?;
+        Ok(Upstream {
+            client,
+            max_body: config.max_body,
+            timeout: config.request_timeout,
+        })
+    }
+
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    /// Runs the job to completion within its deadline.
+    pub async fn run(&self, job: Prepared) -> Result<JobResponse, ErrorReply> {
+        let deadline = job.timeout.unwrap_or(self.timeout);
+        match tokio::time::timeout(deadline, self.exchange(job)).await {
+            Ok(r) => r,
+            Err(_) => Err(ErrorReply::new(
+                ErrorCode::Upstream,
+                format!(
+                    "request timed out after {}",
+                    humantime::format_duration(deadline)
+                ),
+            )),
+        }
+    }
+
+    async fn exchange(&self, job: Prepared) -> Result<JobResponse, ErrorReply> {
+        let Prepared {
+            mut url,
+            mut origin,
+            mut method,
+            headers,
+            mut body,
+            follow_redirects,
+            policy,
+            injection,
+            token,
+            ..
+        } = job;
+        let header_map = build_headers(&headers, &injection, &token)?;
+        let redactor = Redactor::new(token.expose());
+        drop(token);
+        let mut hops = 0;
+        loop {
+            let mut req = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(header_map.clone());
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            let mut resp = req.send().await.map_err(|e| upstream_error(&e, &origin))?;
+            let status = resp.status();
+            if follow_redirects && status.is_redirection() {
+                if let Some(next) = redirect_target(&resp, &url)? {
+                    hops += 1;
+                    if hops > MAX_REDIRECTS {
+                        return Err(ErrorReply::new(
+                            ErrorCode::Upstream,
+                            format!("more than {MAX_REDIRECTS} redirects; giving up"),
+                        ));
+                    }
+                    let next_origin = Origin::of_url(&next).map_err(policy_reply)?;
+                    if next_origin != origin {
+                        return Err(ErrorReply::new(
+                            ErrorCode::PolicyRefused,
+                            format!(
+                                "redirect from {origin} to {next_origin} not followed: a credential is only sent to the origin it was used for"
+                            ),
+                        ));
+                    }
+                    if redirect_drops_body(status, &method) {
+                        method = Method::GET;
+                        body = None;
+                    }
+                    let (checked, o) = policy
+                        .check(method.as_str(), next.as_str())
+                        .map_err(policy_reply)?;
+                    url = checked;
+                    origin = o;
+                    continue;
+                }
+            }
+            return self
+                .finish(resp_into_parts(&mut resp), resp, url, &redactor, &origin)
+                .await;
+        }
+    }
+
+    async fn finish(
+        &self,
+        head: Head,
+        mut resp: reqwest::Response,
+        url: Url,
+        redactor: &Redactor,
+        origin: &Origin,
+    ) -> Result<JobResponse, ErrorReply> {
+        let expected = resp.content_length().unwrap_or(0) as usize;
+        if expected > self.max_body {
+            return Err(too_large(self.max_body));
+        }
+        let mut body = Vec::with_capacity(expected);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| upstream_error(&e, origin))? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(too_large(self.max_body));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let headers = head
+            .headers
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.as_str().to_owned(),
+                value: redactor.redact(value.as_bytes().to_vec()),
+            })
+            .collect();
+        Ok(JobResponse {
+            status: head.status.as_u16(),
+            http_version: head.version.to_owned(),
+            reason: head.status.canonical_reason().unwrap_or("").to_owned(),
+            headers,
+            body: redactor.redact(body),
+            url: url.to_string(),
+        })
+    }
+}
+
+struct Head {
+    status: StatusCode,
+    version: &'static str,
+    headers: HeaderMap,
+}
+
+fn resp_into_parts(resp: &mut reqwest::Response) -> Head {
+    let version = match resp.version() {
+        reqwest::Version::HTTP_09 => "HTTP/0.9",
+        reqwest::Version::HTTP_10 => "HTTP/1.0",
+        reqwest::Version::HTTP_2 => "HTTP/2",
+        reqwest::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    };
+    Head {
+        status: resp.status(),
+        version,
+        headers: std::mem::take(resp.headers_mut()),
+    }
+}
+
+/// The client's headers plus the credential, which is marked sensitive so
+/// hyper's HPACK never indexes it and `Debug` never shows it.
+fn build_headers(
+    headers: &[Header],
+    injection: &Injection,
+    token: &Secret,
+) -> Result<HeaderMap, ErrorReply> {
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
+    for h in headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
+            ErrorReply::new(
+                ErrorCode::PolicyRefused,
+                format!("invalid header name {:?}", h.name),
+            )
+        })?;
+        let value = HeaderValue::from_bytes(&h.value).map_err(|_| {
+            ErrorReply::new(
+                ErrorCode::PolicyRefused,
+                format!("invalid value for header {name}"),
+            )
+        })?;
+        map.append(name, value);
+    }
+    let (name, raw): (HeaderName, Zeroizing<Vec<u8>>) = match injection {
+        Injection::Bearer => {
+            let mut v = Zeroizing::new(Vec::with_capacity(7 + token.len()));
+            v.extend_from_slice(b"Bearer ");
+            v.extend_from_slice(token.expose());
+            (reqwest::header::AUTHORIZATION, v)
+        }
+        Injection::Header { name } => {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ErrorReply::new(ErrorCode::Internal, "stored header name is invalid")
+            })?;
+            (n, Zeroizing::new(token.expose().to_vec()))
+        }
+    };
+    let mut value = HeaderValue::from_bytes(&raw).map_err(|_| {
+        ErrorReply::new(
+            ErrorCode::Internal,
+            "stored token is not a valid header value",
+        )
+    })?;
+    value.set_sensitive(true);
+    map.insert(name, value);
+    Ok(map)
+}
+
+fn redirect_target(resp: &reqwest::Response, base: &Url) -> Result<Option<Url>, ErrorReply> {
+    let Some(loc) = resp.headers().get(reqwest::header::LOCATION) else {
+        return Ok(None);
+    };
+    let loc = loc.to_str().map_err(|_| {
+        ErrorReply::new(
+            ErrorCode::PolicyRefused,
+            "redirect Location is not valid text; not followed",
+        )
+    })?;
+    base.join(loc).map(Some).map_err(|_| {
+        ErrorReply::new(
+            ErrorCode::PolicyRefused,
+            "redirect Location is not a valid URL; not followed",
+        )
+    })
+}
+
+/// As curl -L: 303 turns any method but HEAD into GET; 301 and 302 turn POST
+/// into GET. 307 and 308 keep method and body.
+fn redirect_drops_body(status: StatusCode, method: &Method) -> bool {
+    match status.as_u16() {
+        303 => *method != Method::HEAD,
+        301 | 302 => *method == Method::POST,
+        _ => false,
+    }
+}
+
+fn too_large(max: usize) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::TooLarge,
+        format!("response body exceeds max_body ({} bytes)", max),
+    )
+}
+
+pub fn policy_reply(e: super::policy::PolicyError) -> ErrorReply {
+    let code = if e.is_refusal() {
+        ErrorCode::PolicyRefused
+    } else {
+        ErrorCode::BadRequest
+    };
+    ErrorReply::new(code, e.to_string())
+}
+
+/// One line for the user: what failed, against which origin, and why,
+/// without reqwest's URL (it may carry a query the user considers private).
+fn upstream_error(e: &reqwest::Error, origin: &Origin) -> ErrorReply {
+    let msg = if e.is_timeout() {
+        format!("request to {origin} timed out")
+    } else if let Some(tls) = find_tls_error(e) {
+        let hint = match tls {
+            rustls::Error::InvalidCertificate(_) => {
+                " (the certificate is not trusted: add its CA to extra_ca in the config)"
+            }
+            _ => "",
+        };
+        format!("TLS failure talking to {origin}: {tls}{hint}")
+    } else if e.is_connect() {
+        format!("cannot connect to {origin}: {}", root_cause(e))
+    } else {
+        format!("request to {origin} failed: {}", root_cause(e))
+    };
+    ErrorReply::new(ErrorCode::Upstream, msg)
+}
+
+fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        // io::Error's source() skips the error it wraps: look inside.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            return find_tls_error(inner);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

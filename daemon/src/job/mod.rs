@@ -1,0 +1,6 @@
+//! Request jobs: policy check, credential injection, the HTTP exchange and
+//! redaction of the response.
+
+pub mod http;
+pub mod policy;
+pub mod redact;

@@ -1,0 +1,207 @@
+//! The socket: binding it safely, accepting, checking who is on the other
+//! end, and capping how many connections are served at once.
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::{Listener, Stream};
+use interprocess::local_socket::traits::StreamCommon as _;
+use interprocess::local_socket::traits::tokio::Listener as _;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use proto::{ErrorCode, ErrorReply, Hello, Response};
+use tokio::sync::Semaphore;
+
+use crate::connection;
+use crate::state::State;
+
+/// Connections served at once; more wait in the kernel's backlog until one
+/// closes. Each costs a task and at most one frame buffer.
+pub const MAX_CONNECTIONS: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "another vaultd is already serving {0}; stop it first (`vaultctl status` shows its pid)"
+    )]
+    AlreadyRunning(PathBuf),
+    #[error("{0} exists and is not a socket; remove it or choose another --socket")]
+    NotASocket(PathBuf),
+    #[error("{path} is owned by uid {owner}, not by this user; choose another --socket")]
+    ForeignDir { path: PathBuf, owner: u32 },
+    #[error("cannot create socket {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Who is on the other end of a connection (SO_PEERCRED).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub uid: u32,
+    pub pid: Option<u32>,
+}
+
+impl Peer {
+    pub fn pid_str(&self) -> String {
+        self.pid.map_or_else(|| "?".into(), |p| p.to_string())
+    }
+
+    /// The caller's executable, for the audit log (best effort).
+    pub fn exe(&self) -> String {
+        self.pid
+            .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
+            .map_or_else(|| "?".into(), |p| p.display().to_string())
+    }
+}
+
+/// Creates the socket's directory (0700) and the socket (0600, mode set
+/// before bind). A live daemon on the path is an error; a stale socket file
+/// left by a crash is replaced.
+pub fn bind(path: &Path) -> Result<Listener, BindError> {
+    let io_err = |source| BindError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err)?;
+        let meta = std::fs::metadata(dir).map_err(io_err)?;
+        let me = rustix::process::getuid().as_raw();
+        if meta.uid() != me {
+            return Err(BindError::ForeignDir {
+                path: dir.to_owned(),
+                owner: meta.uid(),
+            });
+        }
+        if meta.permissions().mode() & 0o077 != 0 && dir.file_name() == Some("vaultd".as_ref()) {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err)?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(BindError::NotASocket(path.to_owned()));
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(BindError::AlreadyRunning(path.to_owned())),
+            Err(_) => {
+                tracing::info!("replacing stale socket {}", path.display());
+                std::fs::remove_file(path).map_err(io_err)?;
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let name = path.to_fs_name::<GenericFilePath>().map_err(io_err)?;
+    ListenerOptions::new()
+        .name(name)
+        .mode(0o600)
+        .reclaim_name(true)
+        .create_tokio()
+        .map_err(io_err)
+}
+
+/// Accepts connections until `shutdown` completes. Lives in the library so
+/// tests can run a real server on a temporary socket.
+pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let own_uid = rustix::process::getuid().as_raw();
+    let timers = tokio::spawn(lock_timers(state.clone()));
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => r,
+        };
+        let stream = match stream {
+            Ok(s) => {
+                backoff = Duration::from_millis(10);
+                s
+            }
+            Err(e) => {
+                // EMFILE and friends: wait and retry rather than spin.
+                tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let peer = match stream.peer_creds() {
+            Ok(c) => Peer {
+                uid: c.euid().unwrap_or(u32::MAX),
+                pid: c.pid().map(|p| p as u32),
+            },
+            Err(e) => {
+                tracing::warn!("refused a connection: cannot read peer credentials: {e}");
+                continue;
+            }
+        };
+        if peer.uid != own_uid && !state.config.allow_uids.contains(&peer.uid) {
+            tracing::warn!(
+                "refused a connection from uid {} (pid {}): only uid {own_uid} and allow_uids may connect",
+                peer.uid,
+                peer.pid_str()
+            );
+            tokio::spawn(refuse(
+                stream,
+                ErrorReply::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "vaultd serves uid {own_uid} only; uid {} is not allowed",
+                        peer.uid
+                    ),
+                ),
+            ));
+            continue;
+        }
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "connection limit ({MAX_CONNECTIONS}) reached; refusing pid {}",
+                peer.pid_str()
+            );
+            tokio::spawn(refuse(
+                stream,
+                ErrorReply::new(
+                    ErrorCode::Internal,
+                    "vaultd is busy (too many connections); retry",
+                ),
+            ));
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            connection::run(stream, state, peer).await;
+            drop(permit);
+        });
+    }
+    timers.abort();
+}
+
+/// Tells a refused peer why, without reading anything it sent.
+async fn refuse(mut stream: Stream, reply: ErrorReply) {
+    let hello = Hello {
+        version: proto::PROTOCOL_VERSION,
+    };
+    let write = async {
+        proto::frame::write_frame_async(&mut stream, &hello).await?;
+        proto::frame::write_frame_async(&mut stream, &Response::Error(reply)).await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+async fn lock_timers(state: Arc<State>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        if let Some(reason) = state.check_timers() {
+            tracing::info!("vault locked ({reason} elapsed)");
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The daemon's shared state: the vault (locked or unlocked), the HTTP
+//! client and the settings. Every vault change goes through [`State::mutate`],
+//! which saves to disk *before* the change becomes visible, so what a client
+//! saw acknowledged is always what is on disk.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use proto::{ErrorCode, ErrorReply, Secret};
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::job::http::{Upstream, policy_reply};
+use crate::job::policy::Policy;
+use crate::vault::store::Contents;
+use crate::vault::{self, DataKey, KdfParams, VaultError, VaultFile};
+
+/// The keys and plaintext of an unlocked vault. Dropping it (on `lock`)
+/// zeroizes the data key and every token.
+struct Unlocked {
+    file: VaultFile,
+    key: DataKey,
+    contents: Contents,
+    /// Compiled once per credential, not per job.
+    policies: HashMap<String, Arc<Policy>>,
+    unlocked_at: Instant,
+}
+
+/// What a job needs from the vault, copied out so the lock is not held
+/// while the request runs.
+pub struct Lease {
+    pub policy: Arc<Policy>,
+    pub injection: proto::Injection,
+    pub token: Secret,
+}
+
+pub struct State {
+    pub config: Config,
+    pub vault_path: PathBuf,
+    pub started: Instant,
+    pub upstream: Upstream,
+    kdf: KdfParams,
+    vault: RwLock<Option<Unlocked>>,
+    /// Serializes writers (and unlock attempts); readers never wait on disk.
+    writer: tokio::sync::Mutex<()>,
+    last_activity: Mutex<Instant>,
+    failed_unlocks: Mutex<u32>,
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorReply {
+    ErrorReply::new(ErrorCode::Internal, e.to_string())
+}
+
+fn locked() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::Locked,
+        "the vault is locked: run `vaultctl unlock`",
+    )
+}
+
+/// Maps storage and format errors to a reply; the messages name the file,
+/// never its contents.
+pub fn vault_reply(e: VaultError) -> ErrorReply {
+    let code = match &e {
+        VaultError::WrongPassphrase | VaultError::WrongKeyfile => ErrorCode::BadPassphrase,
+        VaultError::NoKeyfileSlot => ErrorCode::BadRequest,
+        VaultError::Io { .. } => ErrorCode::Storage,
+        VaultError::Crypto => ErrorCode::Internal,
+        _ => ErrorCode::VaultCorrupt,
+    };
+    ErrorReply::new(code, e.to_string())
+}
+
+fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
+    contents
+        .credentials
+        .iter()
+        .filter_map(|(name, c)| Some((name.clone(), Arc::new(Policy::from_spec(&c.spec).ok()?))))
+        .collect()
+}
+
+impl State {
+    pub fn new(config: Config, vault_path: PathBuf) -> Result<State, String> {
+        let upstream = Upstream::new(&config)?;
+        Ok(State {
+            config,
+            vault_path,
+            started: Instant::now(),
+            upstream,
+            kdf: KdfParams::DEFAULT,
+            vault: RwLock::new(None),
+            writer: tokio::sync::Mutex::new(()),
+            last_activity: Mutex::new(Instant::now()),
+            failed_unlocks: Mutex::new(0),
+        })
+    }
+
+    /// Test hook: cheaper Argon2id parameters for vaults created by this daemon.
+    pub fn with_kdf(mut self, kdf: KdfParams) -> State {
+        self.kdf = kdf;
+        self
+    }
+
+    pub fn touch(&self) {
+        *self.last_activity.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    pub fn is_unlocked(&self) -> bool {
+        self.read().is_some()
+    }
+
+    pub fn credential_count(&self) -> Option<u32> {
+        self.read()
+            .as_ref()
+            .map(|u| u.contents.credentials.len() as u32)
+    }
+
+    pub fn vault_exists(&self) -> bool {
+        self.vault_path.exists()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<Unlocked>> {
+        self.vault.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Unlocked>> {
+        self.vault.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops every key and token from memory.
+    pub fn lock(&self) -> bool {
+        self.write().take().is_some()
+    }
+
+    /// Locks if `lock_after_idle` or `lock_after` has passed.
+    pub fn check_timers(&self) -> Option<&'static str> {
+        let idle = self
+            .last_activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        let since_unlock = self.read().as_ref()?.unlocked_at.elapsed();
+        let reason = if self.config.lock_after.is_some_and(|d| since_unlock >= d) {
+            "lock_after"
+        } else if self.config.lock_after_idle.is_some_and(|d| idle >= d) {
+            "lock_after_idle"
+        } else {
+            return None;
+        };
+        self.lock().then_some(reason)
+    }
+
+    pub async fn init(&self, passphrase: Secret) -> Result<(), ErrorReply> {
+        check_passphrase_shape(&passphrase)?;
+        let _w = self.writer.lock().await;
+        if self.vault_path.exists() {
+            return Err(ErrorReply::new(
+                ErrorCode::VaultExists,
+                format!("a vault already exists at {}", self.vault_path.display()),
+            ));
+        }
+        let kdf = self.kdf;
+        let (file, key) =
+            tokio::task::spawn_blocking(move || VaultFile::create(passphrase.expose(), kdf))
+                .await
+                .map_err(internal)?
+                .map_err(vault_reply)?;
+        let contents = Contents::default();
+        self.save(&file, &key, &contents).await?;
+        *self.write() = Some(Unlocked {
+            file,
+            key,
+            contents,
+            policies: HashMap::new(),
+            unlocked_at: Instant::now(),
+        });
+        self.touch();
+        Ok(())
+    }
+
+    /// Unlocks with a passphrase (`Ok(false)`: already unlocked). Failed
+    /// attempts are answered after a growing delay, one at a time.
+    pub async fn unlock(&self, secret: Secret, keyfile: bool) -> Result<bool, ErrorReply> {
+        let _w = self.writer.lock().await;
+        if self.is_unlocked() {
+            return Ok(false);
+        }
+        let bytes = tokio::task::spawn_blocking({
+            let path = self.vault_path.clone();
+            move || vault::read_vault(&path)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(vault_reply)?
+        .ok_or_else(|| {
+            ErrorReply::new(
+                ErrorCode::Locked,
+                format!(
+                    "no vault at {}: run `vaultctl init` first",
+                    self.vault_path.display()
+                ),
+            )
+        })?;
+        let parsed = VaultFile::parse(&bytes).map_err(vault_reply)?;
+        let opened = tokio::task::spawn_blocking(move || {
+            if keyfile {
+                let key: &[u8; 32] = secret
+                    .expose()
+                    .try_into()
+                    .map_err(|_| VaultError::WrongKeyfile)?;
+                parsed.open_with_keyfile(key)
+            } else {
+                parsed.open_with_passphrase(secret.expose())
+            }
+        })
+        .await
+        .map_err(internal)?;
+        let (file, key, plaintext) = match opened {
+            Ok(v) => v,
+            Err(e @ (VaultError::WrongPassphrase | VaultError::WrongKeyfile)) => {
+                let fails = {
+                    let mut f = self
+                        .failed_unlocks
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    *f = f.saturating_add(1);
+                    *f
+                };
+                tokio::time::sleep(unlock_penalty(fails)).await;
+                return Err(vault_reply(e));
+            }
+            Err(e) => return Err(vault_reply(e)),
+        };
+        let contents: Contents = proto::codec::decode(&plaintext).map_err(|_| {
+            ErrorReply::new(ErrorCode::VaultCorrupt, "vault contents are malformed")
+        })?;
+        drop(plaintext);
+        *self
+            .failed_unlocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = 0;
+        let policies = compile(&contents);
+        *self.write() = Some(Unlocked {
+            file,
+            key,
+            contents,
+            policies,
+            unlocked_at: Instant::now(),
+        });
+        self.touch();
+        Ok(true)
+    }
+
+    /// Seals and writes the vault durably (off the async threads).
+    async fn save(
+        &self,
+        file: &VaultFile,
+        key: &DataKey,
+        contents: &Contents,
+    ) -> Result<(), ErrorReply> {
+        let plaintext = Zeroizing::new(proto::codec::encode(contents).map_err(internal)?);
+        let sealed = file.seal(key, &plaintext).map_err(vault_reply)?;
+        drop(plaintext);
+        let path = self.vault_path.clone();
+        tokio::task::spawn_blocking(move || vault::write_atomic(&path, &sealed))
+            .await
+            .map_err(internal)?
+            .map_err(vault_reply)
+    }
+
+    /// Applies `change` to a copy of the contents (and optionally the key
+    /// slots), saves it, and only then makes it visible. On any error the
+    /// in-memory state is untouched and equal to what is on disk.
+    pub async fn mutate<F>(&self, change: F) -> Result<(), ErrorReply>
+    where
+        F: FnOnce(&mut Contents, &mut VaultFile, &DataKey) -> Result<(), ErrorReply>,
+    {
+        let _w = self.writer.lock().await;
+        let (mut contents, mut file, key) = {
+            let guard = self.read();
+            let u = guard.as_ref().ok_or_else(locked)?;
+            (u.contents.clone(), u.file.clone(), u.key.clone())
+        };
+        // Outside the read lock: a change may take a while (passwd runs Argon2id).
+        change(&mut contents, &mut file, &key)?;
+        self.save(&file, &key, &contents).await?;
+        let mut guard = self.write();
+        if let Some(u) = guard.as_mut() {
+            // Keep usage counted while the save ran.
+            for (name, c) in contents.credentials.iter_mut() {
+                if let Some(old) = u.contents.credentials.get(name) {
+                    c.use_count = c.use_count.max(old.use_count);
+                    c.last_used = c.last_used.max(old.last_used);
+                }
+            }
+            u.policies = compile(&contents);
+            u.contents = contents;
+            u.file = file;
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// Verifies the passphrase against the current slot (for passwd and
+    /// keyfile create), slowly, as an unlock would.
+    pub async fn verify_passphrase(&self, passphrase: Secret) -> Result<(), ErrorReply> {
+        let file = self.read().as_ref().ok_or_else(locked)?.file.clone();
+        let ok = tokio::task::spawn_blocking(move || file.check_passphrase(passphrase.expose()))
+            .await
+            .map_err(internal)?;
+        match ok {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tokio::time::sleep(unlock_penalty(1)).await;
+                Err(vault_reply(e))
+            }
+        }
+    }
+
+    pub fn kdf(&self) -> KdfParams {
+        self.kdf
+    }
+
+    pub fn list(&self) -> Result<Vec<proto::CredentialInfo>, ErrorReply> {
+        let guard = self.read();
+        let u = guard.as_ref().ok_or_else(locked)?;
+        Ok(u.contents
+            .credentials
+            .iter()
+            .map(|(n, c)| c.info(n))
+            .collect())
+    }
+
+    /// Copies out what one job needs.
+    pub fn lease(&self, name: &str) -> Result<Lease, ErrorReply> {
+        let guard = self.read();
+        let u = guard.as_ref().ok_or_else(locked)?;
+        let Some(cred) = u.contents.credentials.get(name) else {
+            return Err(no_such(name));
+        };
+        let policy = match u.policies.get(name) {
+            Some(p) => p.clone(),
+            None => Arc::new(Policy::from_spec(&cred.spec).map_err(policy_reply)?),
+        };
+        let injection =
+            cred.spec.injection.clone().ok_or_else(|| {
+                ErrorReply::new(ErrorCode::Internal, "credential has no injection")
+            })?;
+        Ok(Lease {
+            policy,
+            injection,
+            token: cred.value.clone(),
+        })
+    }
+
+    /// Counts a job that passed the policy. Kept in memory and written with
+    /// the next save: usage statistics are not worth a disk write per job.
+    pub fn record_use(&self, name: &str) {
+        if let Some(c) = self
+            .write()
+            .as_mut()
+            .and_then(|u| u.contents.credentials.get_mut(name))
+        {
+            c.use_count += 1;
+            c.last_used = Some(crate::vault::store::now_secs());
+        }
+    }
+
+    pub fn idle(&self) -> Duration {
+        self.last_activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+}
+
+pub fn no_such(name: &str) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::NoSuchCredential,
+        format!("no credential named {name:?} (see `vaultctl list`)"),
+    )
+}
+
+pub fn check_passphrase_shape(p: &Secret) -> Result<(), ErrorReply> {
+    if p.is_empty() {
+        return Err(ErrorReply::new(
+            ErrorCode::BadRequest,
+            "the passphrase must not be empty",
+        ));
+    }
+    Ok(())
+}
+
+/// Growing delay after failed unlocks, as ssh-agent does: 0.5 s, 1 s, 2 s,
+/// ... capped at 10 s. Attempts are serialized, so guessing is slow.
+pub fn unlock_penalty(fails: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1u64 << fails.saturating_sub(1).min(5));
+    Duration::from_millis(ms.min(10_000))
+}

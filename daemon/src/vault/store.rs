@@ -1,0 +1,93 @@
+//! The decrypted contents of the vault: credentials and their policies.
+
+use std::collections::BTreeMap;
+
+use proto::{CredentialInfo, CredentialSpec, Secret};
+use serde::{Deserialize, Serialize};
+
+/// Everything inside the ciphertext. Serialized with `proto::codec`; new
+/// fields only ever go at the end.
+#[derive(Serialize, Deserialize, Clone, Default, Debug)]
+pub struct Contents {
+    pub credentials: BTreeMap<String, StoredCredential>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct StoredCredential {
+    pub spec: CredentialSpec,
+    pub value: Secret,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    pub last_used: Option<u64>,
+    pub use_count: u64,
+}
+
+impl StoredCredential {
+    pub fn info(&self, name: &str) -> CredentialInfo {
+        CredentialInfo {
+            name: name.to_owned(),
+            spec: self.spec.clone(),
+            created: self.created,
+            last_used: self.last_used,
+            use_count: self.use_count,
+        }
+    }
+}
+
+/// Names are used in scripts and log lines: keep them plain.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok_len = (1..=64).contains(&name.len());
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let ok_start = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok_len && ok_chars && ok_start {
+        Ok(())
+    } else {
+        Err("credential names are 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit".into())
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("microreact").is_ok());
+        assert!(validate_name("a.b-c_1").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("a b").is_err());
+        assert!(validate_name("a\nb").is_err());
+        assert!(validate_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn contents_round_trip_keeps_values() {
+        let mut c = Contents::default();
+        c.credentials.insert(
+            "m".into(),
+            StoredCredential {
+                spec: CredentialSpec::default(),
+                value: Secret::from_slice(b"tok"),
+                created: 1,
+                last_used: None,
+                use_count: 0,
+            },
+        );
+        let bytes = proto::codec::encode(&c).unwrap();
+        let back: Contents = proto::codec::decode(&bytes).unwrap();
+        assert_eq!(back.credentials["m"].value.expose(), b"tok");
+    }
+}

@@ -1,0 +1,351 @@
+//! A real HTTP upstream on 127.0.0.1 (plain or TLS with an rcgen test CA)
+//! that records every request it receives, so tests can prove what was (and
+//! was not) sent.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    /// PEM of the test CA (TLS only).
+    pub ca_pem: Option<String>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    pub fn plain() -> Upstream {
+        Upstream::start(None)
+    }
+
+    /// TLS with a fresh CA; the leaf is valid for `localhost` and 127.0.0.1.
+    pub fn tls() -> Upstream {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "tokenvault test CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca cert");
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf_params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("leaf params");
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf cert");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cfg = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .expect("server config");
+        let mut cfg = cfg;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let mut up = Upstream::start(Some(Arc::new(cfg)));
+        up.ca_pem = Some(ca.pem());
+        up
+    }
+
+    fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
+        let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let is_tls = tls.is_some();
+        let log2 = log.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+                let accept_loop = async {
+                    loop {
+                        let Ok((tcp, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let _ = tcp.set_nodelay(true);
+                        let log = log2.clone();
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let svc =
+                                hyper::service::service_fn(move |req| handle(req, log.clone()));
+                            let builder = auto::Builder::new(TokioExecutor::new());
+                            match acceptor {
+                                Some(a) => {
+                                    if let Ok(s) = a.accept(tcp).await {
+                                        let _ =
+                                            builder.serve_connection(TokioIo::new(s), svc).await;
+                                    }
+                                }
+                                None => {
+                                    let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+                                }
+                            }
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept_loop => {}
+                    _ = stop_rx => {}
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("upstream address");
+        Upstream {
+            addr,
+            tls: is_tls,
+            ca_pem: None,
+            log,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` or `https://localhost:PORT`.
+    pub fn origin(&self) -> String {
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://127.0.0.1:{}", self.addr.port())
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.origin(), path)
+    }
+
+    /// Writes the CA to `path` (for `extra_ca`).
+    pub fn write_ca(&self, path: &Path) {
+        std::fs::write(path, self.ca_pem.as_ref().expect("TLS upstream")).expect("write CA");
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Whether any request, in any header or body, carried `needle`.
+    pub fn saw(&self, needle: &str) -> bool {
+        self.requests().iter().any(|r| {
+            r.target.contains(needle)
+                || crate::count(&r.body, needle.as_bytes()) > 0
+                || r.headers
+                    .iter()
+                    .any(|(_, v)| crate::count(v, needle.as_bytes()) > 0)
+        })
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn query_param(target: &str, key: &str) -> Option<String> {
+    let q = target.split_once('?')?.1;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The credential the request carried: `Access-Token`, or a bearer value.
+fn presented_token(r: &Recorded) -> Option<String> {
+    r.header("access-token").or_else(|| {
+        r.header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+    })
+}
+
+fn reply(status: u16, ctype: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).expect("status"))
+        .header("content-type", ctype)
+        .body(Full::new(body.into()))
+        .expect("response")
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.to_string());
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let rec = Recorded {
+        method,
+        target: target.clone(),
+        headers,
+        body,
+    };
+    log.lock().expect("log").push(rec.clone());
+    let path = target.split('?').next().unwrap_or("/");
+    let resp = match path {
+        "/api/projects/create" => match (rec.method.as_str(), rec.header("access-token")) {
+            ("POST", Some(_)) => reply(
+                200,
+                "application/json",
+                r#"{"id":"p123","url":"https://microreact.org/project/p123"}"#,
+            ),
+            (_, None) => reply(
+                401,
+                "application/json",
+                r#"{"error":"missing Access-Token"}"#,
+            ),
+            _ => reply(405, "text/plain", "method not allowed"),
+        },
+        "/user" => match rec.header("authorization") {
+            Some(v) if v.starts_with("Bearer ") => {
+                reply(200, "application/json", r#"{"id":"u1","name":"Ada"}"#)
+            }
+            _ => reply(401, "application/json", r#"{"error":"unauthorized"}"#),
+        },
+        "/echo" => {
+            let mut text = String::new();
+            for (n, v) in &rec.headers {
+                text.push_str(&format!("{n}: {}\n", String::from_utf8_lossy(v)));
+            }
+            text.push('\n');
+            let mut out = text.into_bytes();
+            out.extend_from_slice(&rec.body);
+            let mut r = reply(200, "text/plain", out);
+            if let Some(t) = presented_token(&rec) {
+                r.headers_mut()
+                    .insert("x-echo-token", t.parse().expect("header value"));
+            }
+            r
+        }
+        "/echo-encoded" => {
+            let t = presented_token(&rec).unwrap_or_default();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(t.as_bytes());
+            let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t.as_bytes());
+            // As RFC 3986 component encoding does (Python's quote(safe="")).
+            let pct: String = t
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            reply(
+                200,
+                "text/plain",
+                format!("raw={t}\nb64={b64}\nb64url={b64url}\npct={pct}\n"),
+            )
+        }
+        "/bytes" => reply(200, "application/octet-stream", rec.body.clone()),
+        "/big" => {
+            let n: usize = query_param(&target, "n")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            reply(200, "application/octet-stream", vec![b'x'; n])
+        }
+        "/slow" => {
+            let ms: u64 = query_param(&target, "ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            reply(200, "text/plain", "slow")
+        }
+        "/redirect" => {
+            let to = query_param(&target, "to").unwrap_or_else(|| "/echo".into());
+            let code: u16 = query_param(&target, "code")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(302);
+            Response::builder()
+                .status(code)
+                .header("location", to)
+                .body(Full::new(Bytes::from_static(b"redirecting")))
+                .expect("response")
+        }
+        p if p.starts_with("/status/") => {
+            let code: u16 = p["/status/".len()..].parse().unwrap_or(500);
+            reply(code, "text/plain", format!("status {code}"))
+        }
+        _ => reply(404, "text/plain", "not found"),
+    };
+    Ok(resp)
+}
