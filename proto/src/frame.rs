@@ -214,7 +214,7 @@ mod tests {
     fn bincode_length_bomb_in_payload_is_refused() {
         // A Request::Remove whose name claims 2^40 bytes: bincode's own limit
         // must stop it, not the allocator.
-        let mut payload = vec![9u8]; // variant index of Remove
+        let mut payload = vec![8u8]; // variant index of Remove
         payload.push(253); // varint u64 marker
         payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
         let mut wire = (payload.len() as u32).to_be_bytes().to_vec();

@@ -1,0 +1,181 @@
+//! Golden bytes: one pinned encoding per message. A failure here means the
+//! wire format changed: bump `PROTOCOL_VERSION` or put new variants at the
+//! end, never reorder. Regenerate the table with
+//! `GOLDEN_PRINT=1 cargo test -p tokenvault-proto --test golden -- --nocapture`.
+
+use proto::codec::encode;
+use proto::*;
+
+fn spec() -> CredentialSpec {
+    CredentialSpec {
+        injection: Some(Injection::Header {
+            name: "Access-Token".into(),
+        }),
+        origins: vec!["https://microreact.org".into()],
+        allow_insecure_http: false,
+        methods: vec!["POST".into()],
+        path_prefixes: vec!["/api".into()],
+    }
+}
+
+fn s(b: &[u8]) -> Secret {
+    Secret::from_slice(b)
+}
+
+fn cases() -> Vec<(&'static str, Vec<u8>)> {
+    let job = JobRequest {
+        credential: "m".into(),
+        method: "POST".into(),
+        url: "https://microreact.org/api".into(),
+        headers: vec![Header {
+            name: "X".into(),
+            value: b"y".to_vec(),
+        }],
+        body: Some(vec![0, 255]),
+        follow_redirects: true,
+        timeout_ms: Some(1500),
+    };
+    let resp = JobResponse {
+        status: 200,
+        http_version: "HTTP/1.1".into(),
+        reason: "OK".into(),
+        headers: vec![],
+        body: b"{}".to_vec(),
+        url: "https://a/".into(),
+    };
+    let e = |v: &dyn Erased| v.bytes();
+    vec![
+        ("hello", e(&Hello { version: 1 })),
+        ("status", e(&Request::Status)),
+        ("init", e(&Request::Init { passphrase: s(b"pw") })),
+        ("unlock", e(&Request::Unlock { passphrase: s(b"pw") })),
+        ("unlock_keyfile", e(&Request::UnlockKeyfile { key: s(b"k") })),
+        ("lock", e(&Request::Lock)),
+        (
+            "passwd",
+            e(&Request::Passwd {
+                old: s(b"a"),
+                new: s(b"b"),
+            }),
+        ),
+        (
+            "add",
+            e(&Request::Add {
+                name: "m".into(),
+                spec: spec(),
+                value: s(b"t"),
+            }),
+        ),
+        (
+            "rotate",
+            e(&Request::Rotate {
+                name: "m".into(),
+                value: s(b"t"),
+            }),
+        ),
+        ("remove", e(&Request::Remove { name: "m".into() })),
+        ("list", e(&Request::List)),
+        (
+            "add_keyfile",
+            e(&Request::AddKeyfile {
+                passphrase: s(b"p"),
+                key: s(b"k"),
+            }),
+        ),
+        ("job", e(&Request::Job(job))),
+        (
+            "resp_status",
+            e(&Response::Status(StatusInfo {
+                daemon_version: "0.1.0".into(),
+                protocol: 1,
+                state: VaultState::Unlocked,
+                credentials: Some(2),
+                uptime_secs: 60,
+                pid: 42,
+                vault_path: "/v".into(),
+            })),
+        ),
+        ("resp_done", e(&Response::Done)),
+        (
+            "resp_list",
+            e(&Response::List(vec![CredentialInfo {
+                name: "m".into(),
+                spec: spec(),
+                created: 1,
+                last_used: None,
+                use_count: 3,
+            }])),
+        ),
+        ("resp_job", e(&Response::Job(resp))),
+        (
+            "resp_error",
+            e(&Response::Error(ErrorReply::new(ErrorCode::PolicyRefused, "no"))),
+        ),
+    ]
+}
+
+/// Lets one table hold values of different types.
+trait Erased {
+    fn bytes(&self) -> Vec<u8>;
+}
+
+impl<T: serde::Serialize> Erased for T {
+    fn bytes(&self) -> Vec<u8> {
+        encode(self).expect("encode")
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+const GOLDEN: &[(&str, &str)] = &[
+    ("hello", "01"),
+    ("status", "00"),
+    ("init", "01027077"),
+    ("unlock", "02027077"),
+    ("unlock_keyfile", "03016b"),
+    ("lock", "04"),
+    ("passwd", "0501610162"),
+    ("add", "06016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690174"),
+    ("rotate", "07016d0174"),
+    ("remove", "08016d"),
+    ("list", "09"),
+    ("add_keyfile", "0a0170016b"),
+    ("job", "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05"),
+    ("resp_status", "0005302e312e30010201023c2a022f76"),
+    ("resp_done", "01"),
+    ("resp_list", "0201016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069010003"),
+    ("resp_job", "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f"),
+    ("resp_error", "0404026e6f"),
+];
+
+#[test]
+fn encodings_are_pinned() {
+    let got = cases();
+    if std::env::var_os("GOLDEN_PRINT").is_some() {
+        for (name, bytes) in &got {
+            println!("    (\"{name}\", \"{}\"),", hex(bytes));
+        }
+        return;
+    }
+    assert_eq!(got.len(), GOLDEN.len(), "every message needs a golden entry");
+    for ((name, bytes), (gname, ghex)) in got.iter().zip(GOLDEN) {
+        assert_eq!(name, gname);
+        assert_eq!(&hex(bytes), ghex, "encoding of {name} changed");
+    }
+}
+
+#[test]
+fn protocol_version_is_a_literal() {
+    assert_eq!(PROTOCOL_VERSION, 1);
+}
+
+#[test]
+fn error_codes_map_to_exit_codes() {
+    assert_eq!(ErrorCode::Locked.exit_code(), 3);
+    assert_eq!(ErrorCode::NoSuchCredential.exit_code(), 4);
+    assert_eq!(ErrorCode::PolicyRefused.exit_code(), 5);
+    assert_eq!(ErrorCode::Upstream.exit_code(), 6);
+    assert_eq!(ErrorCode::BadPassphrase.exit_code(), 1);
+}
