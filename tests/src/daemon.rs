@@ -54,7 +54,18 @@ impl Daemon {
     /// Starts vaultd with `config` (TOML) in a fresh temp dir; waits until
     /// the socket answers.
     pub fn start(config: &str) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    /// As [`Daemon::start`], first writing `files` (name, contents) into the
+    /// daemon's temp dir; `{dir}` in `config` stands for that dir.
+    pub fn start_with(config: &str, files: &[(&str, &[u8])]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (name, data) in files {
+            std::fs::write(dir.path().join(name), data).expect("write file");
+        }
+        let config = config.replace("{dir}", &dir.path().display().to_string());
+        let config = config.as_str();
         let socket = dir.path().join("run").join("vaultd").join("vaultd.sock");
         let vault = dir.path().join("data").join("vault");
         let config_path = dir.path().join("config.toml");

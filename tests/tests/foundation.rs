@@ -12,11 +12,9 @@ fn ready(extra: &str) -> Daemon {
 }
 
 fn tls_daemon(up: &Upstream) -> Daemon {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    let ca = tmp.path().with_extension("pem");
-    up.write_ca(&ca);
-    let d = ready(&format!("extra_ca = [{:?}]\n", ca.display().to_string()));
-    std::mem::forget(tmp);
+    let ca = up.ca_pem.as_ref().expect("TLS upstream");
+    let d = Daemon::start_with("extra_ca = [\"{dir}/ca.pem\"]\n", &[("ca.pem", ca.as_bytes())]);
+    d.init();
     d
 }
 

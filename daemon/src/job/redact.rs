@@ -137,7 +137,12 @@ impl Redactor {
     /// Sorted, merged [start, end) spans covering every occurrence.
     fn spans(&self, data: &[u8]) -> Vec<(usize, usize)> {
         let mut spans = Vec::new();
-        for p in &self.patterns {
+        // Patterns are sorted longest first: most header values are shorter
+        // than any encoding of the token and need no search at all.
+        if self.patterns.last().is_none_or(|p| data.len() < p.len()) {
+            return spans;
+        }
+        for p in self.patterns.iter().filter(|p| p.len() <= data.len()) {
             let finder = memmem::Finder::new(p.as_slice());
             let mut from = 0;
             // Overlapping search: restart one byte after each hit.
