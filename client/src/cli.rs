@@ -31,18 +31,23 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Daemon version, locked or unlocked, number of credentials, uptime.
+    #[command(after_help = "Example:\n  vaultctl status --json")]
     Status {
         /// Print a JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Create an empty vault protected by a new passphrase, left unlocked.
+    #[command(after_help = "Example:\n  vaultctl init")]
     Init {
         /// Read the passphrase from the first line of stdin.
         #[arg(long)]
         passphrase_stdin: bool,
     },
     /// Unlock the vault with its passphrase or a key file.
+    #[command(
+        after_help = "Example:\n  vaultctl unlock\n  vaultctl unlock --keyfile ~/.config/vaultd/vaultd.key"
+    )]
     Unlock {
         /// Read the passphrase from the first line of stdin.
         #[arg(long, conflicts_with = "keyfile")]
@@ -52,8 +57,10 @@ pub enum Command {
         keyfile: Option<PathBuf>,
     },
     /// Drop every key and token from the daemon's memory.
+    #[command(after_help = "Example:\n  vaultctl lock")]
     Lock,
     /// Change the passphrase (stdin: the old one, then the new one).
+    #[command(after_help = "Example:\n  vaultctl passwd")]
     Passwd {
         /// Read the old and new passphrases from two lines of stdin.
         #[arg(long)]
@@ -63,6 +70,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  vaultctl add microreact --preset microreact < token.txt")]
     Add(AddArgs),
     /// Replace a credential's token value, keeping its policy.
+    #[command(after_help = "Example:\n  vaultctl rotate microreact < new-token.txt")]
     Rotate {
         name: String,
         /// Read the value from this environment variable instead of stdin.
@@ -70,18 +78,29 @@ pub enum Command {
         from_env: Option<String>,
     },
     /// Delete a credential.
+    #[command(after_help = "Example:\n  vaultctl remove microreact")]
     Remove { name: String },
     /// Names, injection, origins and usage of each credential; never a value.
+    #[command(after_help = "Example:\n  vaultctl list --json")]
     List {
         /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Key files for unattended unlock.
+    #[command(after_help = "Example:\n  vaultctl keyfile create ~/.config/vaultd/vaultd.key")]
     Keyfile {
         #[command(subcommand)]
         command: KeyfileCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  vaultctl completions bash > ~/.local/share/bash-completion/completions/vaultctl"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (vaultctl.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// Perform an HTTP request with credential NAME attached (curl-like flags).
     #[command(
         after_help = "Example:\n  vaultctl request microreact https://microreact.org/api/projects/create -d @project.json"
@@ -92,6 +111,7 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum KeyfileCommand {
     /// Write a fresh random 32-byte key to PATH (0600) and add a key-file slot.
+    #[command(after_help = "Example:\n  vaultctl keyfile create ~/.config/vaultd/vaultd.key")]
     Create {
         path: PathBuf,
         /// Read the vault passphrase (needed to add a slot) from stdin.

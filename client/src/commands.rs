@@ -17,6 +17,16 @@ use crate::exit::{Failure, HTTP_ERROR};
 use crate::secret_input;
 
 pub fn run(cli: Cli) -> Result<u8, Failure> {
+    // Local commands: no socket needed.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "vaultctl", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Command::Man { dir } => return man_pages(dir),
+        _ => {}
+    }
     let path = socket_path(cli.socket.as_deref()).ok_or_else(|| {
         Failure::usage("no socket path: set XDG_RUNTIME_DIR or VAULTD_SOCKET, or pass --socket")
     })?;
@@ -86,7 +96,19 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 },
         } => keyfile_create(connect, &path, passphrase_stdin),
         Command::Request(args) => request(connect()?, args),
+        Command::Completions { .. } | Command::Man { .. } => Ok(0),
     }
+}
+
+/// `vaultctl.1` plus `vaultctl-SUB.1` for each visible subcommand.
+fn man_pages(dir: &Path) -> Result<u8, Failure> {
+    let fail = |e: std::io::Error| {
+        Failure::usage(format!("cannot write man pages to {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(cmd, dir).map_err(fail)?;
+    Ok(0)
 }
 
 fn one_line() -> Result<Secret, Failure> {
