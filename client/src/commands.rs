@@ -367,29 +367,21 @@ fn parse_header(h: &str) -> Result<Header, Failure> {
     })
 }
 
-fn read_body(data: &str) -> Result<Vec<u8>, Failure> {
-    let limit = proto::MAX_BODY as u64;
-    let too_big = || Failure::usage(format!("request body exceeds {} MiB", limit >> 20));
-    let mut buf = Vec::new();
+/// `-d` data: literal bytes, or a reader for `@FILE` / `@-` that is streamed
+/// in chunks (any size).
+enum Body {
+    Inline(Vec<u8>),
+    Stream(Box<dyn Read + Send>),
+}
+
+fn body_of(data: &str) -> Result<Body, Failure> {
     match data.strip_prefix('@') {
-        Some("-") => {
-            std::io::stdin()
-                .lock()
-                .take(limit + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))?;
-        }
-        Some(file) => {
-            std::fs::File::open(file)
-                .and_then(|f| f.take(limit + 1).read_to_end(&mut buf))
-                .map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
-        }
-        None => buf = data.as_bytes().to_vec(),
+        Some("-") => Ok(Body::Stream(Box::new(std::io::stdin()))),
+        Some(file) => std::fs::File::open(file)
+            .map(|f| Body::Stream(Box::new(f)))
+            .map_err(|e| Failure::usage(format!("cannot read {file}: {e}"))),
+        None => Ok(Body::Inline(data.as_bytes().to_vec())),
     }
-    if buf.len() as u64 > limit {
-        return Err(too_big());
-    }
-    Ok(buf)
 }
 
 fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
@@ -398,7 +390,7 @@ fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
         .iter()
         .map(|h| parse_header(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let body = a.data.as_deref().map(read_body).transpose()?;
+    let body = a.data.as_deref().map(body_of).transpose()?;
     if body.is_some()
         && !headers
             .iter()
@@ -422,54 +414,73 @@ fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
         Some(s) => Some((s * 1000.0).ceil() as u64),
         None => None,
     };
+    let (inline, streamed) = match body {
+        Some(Body::Inline(b)) => (Some(b), None),
+        Some(Body::Stream(r)) => (None, Some(r)),
+        None => (None, None),
+    };
     let job = JobRequest {
         credential: a.name,
         method,
         url: a.url,
         headers,
-        body,
+        body: inline,
         follow_redirects: a.location,
         timeout_ms,
     };
-    let Response::Job(resp) = client.call(&Request::Job(job))? else {
-        return Err(unexpected());
-    };
-    if a.fail && resp.status >= 400 {
+    let mut resp = client.stream_job(job, streamed)?;
+    if a.fail && resp.head.status >= 400 {
+        // Dropping the connection cancels the transfer of the body.
         return Err(Failure {
             code: HTTP_ERROR,
-            message: format!("the requested URL returned error: {}", resp.status),
+            message: format!("the requested URL returned error: {}", resp.head.status),
         });
     }
     if a.json {
-        println!("{}", response_json(&resp));
+        let mut head = resp.head.clone();
+        while let Some(c) = resp.next_chunk()? {
+            if head.body.len() + c.len() > proto::MAX_BODY {
+                return Err(Failure::usage(format!(
+                    "--json holds the body in memory: more than {} MiB; use -o FILE",
+                    proto::MAX_BODY >> 20
+                )));
+            }
+            head.body.extend_from_slice(&c);
+        }
+        println!("{}", response_json(&head));
         return Ok(0);
     }
-    let mut out: Box<dyn Write> = match &a.output {
-        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p)
-                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", p.display())))?,
-        )),
-        _ => Box::new(std::io::stdout().lock()),
+    let to_file = a.output.as_ref().filter(|p| p.as_os_str() != "-");
+    let mut out: Box<dyn Write> = match to_file {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| Failure::usage(format!("cannot write {}: {e}", p.display())),
+        )?)),
+        None => Box::new(std::io::stdout().lock()),
     };
-    let write = |out: &mut dyn Write| -> std::io::Result<()> {
-        if a.include {
-            write!(out, "{} {}", resp.http_version, resp.status)?;
-            if !resp.reason.is_empty() {
-                write!(out, " {}", resp.reason)?;
-            }
-            out.write_all(b"\r\n")?;
-            for h in &resp.headers {
-                write!(out, "{}: ", h.name)?;
-                out.write_all(&h.value)?;
-                out.write_all(b"\r\n")?;
-            }
-            out.write_all(b"\r\n")?;
-        }
-        out.write_all(&resp.body)?;
-        out.flush()
-    };
-    write(&mut *out).map_err(|e| Failure::usage(format!("cannot write the response: {e}")))?;
+    let werr = |e: std::io::Error| Failure::usage(format!("cannot write the response: {e}"));
+    if a.include {
+        write_head(&mut *out, &resp.head).map_err(werr)?;
+    }
+    while let Some(c) = resp.next_chunk()? {
+        out.write_all(&c).map_err(werr)?;
+    }
+    out.flush().map_err(werr)?;
     Ok(0)
+}
+
+/// The status line and headers as curl -i prints them.
+fn write_head(out: &mut dyn Write, head: &JobResponse) -> std::io::Result<()> {
+    write!(out, "{} {}", head.http_version, head.status)?;
+    if !head.reason.is_empty() {
+        write!(out, " {}", head.reason)?;
+    }
+    out.write_all(b"\r\n")?;
+    for h in &head.headers {
+        write!(out, "{}: ", h.name)?;
+        out.write_all(&h.value)?;
+        out.write_all(b"\r\n")?;
+    }
+    out.write_all(b"\r\n")
 }
 
 /// `{status, headers, body}`: headers as an object of lower-case names

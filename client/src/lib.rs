@@ -6,7 +6,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use proto::frame::{FrameError, read_frame, write_frame};
-use proto::{ErrorReply, Hello, Request, Response};
+use std::io::Read;
+
+use proto::{ErrorReply, Hello, JobRequest, JobResponse, Request, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -83,6 +85,89 @@ impl Client {
         match resp.ok_or(ClientError::Closed)? {
             Response::Error(e) => Err(ClientError::Daemon(e)),
             other => Ok(other),
+        }
+    }
+}
+
+/// A streamed job in progress: the head has arrived, the body follows.
+pub struct Streamed<'a> {
+    client: &'a mut Client,
+    pub head: JobResponse,
+    uploader: Option<std::thread::JoinHandle<Result<(), FrameError>>>,
+    done: bool,
+}
+
+impl Client {
+    /// Starts a streamed job. `body`, if given, is sent in chunks from a
+    /// second thread while this one waits for the answer, so an upstream
+    /// that answers early never deadlocks the two.
+    pub fn stream_job(
+        &mut self,
+        job: JobRequest,
+        body: Option<Box<dyn Read + Send>>,
+    ) -> Result<Streamed<'_>, ClientError> {
+        let body_follows = body.is_some();
+        write_frame(&mut self.stream, &Request::StreamJob { job, body_follows })?;
+        let uploader = match body {
+            Some(mut reader) => {
+                let mut out = self.stream.try_clone().map_err(FrameError::from)?;
+                Some(std::thread::spawn(move || {
+                    let mut buf = vec![0u8; proto::CHUNK];
+                    loop {
+                        let n = match reader.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(FrameError::Io(e)),
+                        };
+                        write_frame(&mut out, &Request::Chunk(buf[..n].to_vec()))?;
+                    }
+                    write_frame(&mut out, &Request::End)
+                }))
+            }
+            None => None,
+        };
+        let head = match read_frame(&mut self.stream)? {
+            Some(Response::Head(h)) => h,
+            Some(Response::Error(e)) => return Err(ClientError::Daemon(e)),
+            Some(_) => return Err(ClientError::Closed),
+            None => {
+                // The daemon may have refused while we uploaded; our reader
+                // error (e.g. an unreadable file) is the better message.
+                if let Some(Ok(Err(e))) = uploader.map(|u| u.join()) {
+                    return Err(e.into());
+                }
+                return Err(ClientError::Closed);
+            }
+        };
+        Ok(Streamed {
+            client: self,
+            head,
+            uploader,
+            done: false,
+        })
+    }
+}
+
+impl Streamed<'_> {
+    /// The next piece of the body; `None` once it is complete.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
+        if self.done {
+            return Ok(None);
+        }
+        match read_frame(&mut self.client.stream)? {
+            Some(Response::Chunk(c)) => Ok(Some(c)),
+            Some(Response::End) => {
+                self.done = true;
+                if let Some(u) = self.uploader.take() {
+                    // The answer is complete; an upload cut short by an early
+                    // answer is not an error.
+                    let _ = u.join();
+                }
+                Ok(None)
+            }
+            Some(Response::Error(e)) => Err(ClientError::Daemon(e)),
+            Some(_) | None => Err(ClientError::Closed),
         }
     }
 }

@@ -100,12 +100,6 @@ impl Config {
             Some(s) => parse_size(&s).map_err(|e| format!("max_body: {e}"))?,
             None => d.max_body,
         };
-        if max_body > proto::MAX_BODY {
-            return Err(format!(
-                "max_body: at most {} MiB is supported",
-                proto::MAX_BODY >> 20
-            ));
-        }
         let request_timeout = match raw.request_timeout {
             Some(s) => parse_duration(&s)
                 .map_err(|e| format!("request_timeout: {e}"))?
@@ -206,7 +200,10 @@ mod tests {
     #[test]
     fn bad_values() {
         assert!(Config::parse("max_body = \"12 parsecs\"").is_err());
-        assert!(Config::parse("max_body = \"1GiB\"").is_err());
+        assert_eq!(
+            Config::parse("max_body = \"4GiB\"").unwrap().max_body,
+            4 << 30
+        );
         assert!(Config::parse("request_timeout = \"soon\"").is_err());
     }
 }

@@ -3,10 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
 use proto::frame::{FrameError, read_frame_async, write_frame_async};
-use proto::{ErrorCode, ErrorReply, Hello, Request, Response};
-use tokio::time::timeout;
+use proto::{ErrorCode, ErrorReply, Hello, JobRequest, Request, Response};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::job::http::{ChannelBody, within};
+use crate::job::redact::StreamRedactor;
 
 use crate::handlers;
 use crate::server::Peer;
@@ -77,9 +82,160 @@ pub async fn run(mut stream: Stream, state: Arc<State>, peer: Peer) {
         if !matches!(req, Request::Status) {
             state.touch();
         }
+        if let Request::StreamJob { job, body_follows } = req {
+            if stream_job(&mut stream, &state, &peer, job, body_follows).await {
+                continue;
+            }
+            return;
+        }
         let resp = handlers::handle(&state, &peer, req).await;
         if write_frame_async(&mut stream, &resp).await.is_err() {
             return;
         }
     }
+}
+
+/// Runs a streamed job: the request body (if any) flows from the socket to
+/// the upstream and the response body back, in chunks, so memory stays flat
+/// whatever the size. Returns whether the connection can carry on; after an
+/// error mid-stream it is closed, which is also how either side cancels.
+async fn stream_job(
+    stream: &mut Stream,
+    state: &State,
+    peer: &Peer,
+    job: JobRequest,
+    body_follows: bool,
+) -> bool {
+    let (prepared, audit) = match handlers::prepare_job(state, peer, job) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = write_frame_async(stream, &Response::Error(e)).await;
+            return !body_follows;
+        }
+    };
+    let max = state.upstream.max_body();
+    let limit = state.upstream.limit(&prepared);
+    let deadline = Instant::now() + limit;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let body = body_follows.then(|| ChannelBody::body(rx));
+    // Client -> upstream. Ends at the client's `End` (dropping `tx` ends
+    // the body); an error aborts the upstream request through the body.
+    let pump = async move {
+        if !body_follows {
+            return Ok(());
+        }
+        let mut total = 0usize;
+        loop {
+            let fail = match read_frame_async::<_, Request>(&mut rd).await {
+                Ok(Some(Request::Chunk(c))) => {
+                    total += c.len();
+                    if total > max {
+                        ErrorReply::new(
+                            ErrorCode::TooLarge,
+                            format!("request body exceeds max_body ({max} bytes)"),
+                        )
+                    } else {
+                        // The upstream may stop reading (early response): fine.
+                        let _ = tx.send(Ok(Bytes::from(c))).await;
+                        continue;
+                    }
+                }
+                Ok(Some(Request::End)) => return Ok(()),
+                Ok(Some(_)) => ErrorReply::new(ErrorCode::BadRequest, "expected a body chunk"),
+                Ok(None) | Err(_) => {
+                    ErrorReply::new(ErrorCode::BadRequest, "client went away mid-upload")
+                }
+            };
+            let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
+            return Err(fail);
+        }
+    };
+    let send = within(limit, state.upstream.send(prepared, body));
+    tokio::pin!(pump, send);
+    let mut uploaded = !body_follows;
+    let started = loop {
+        tokio::select! {
+            r = &mut pump, if !uploaded => {
+                uploaded = true;
+                if let Err(e) = r {
+                    tracing::debug!("pid {}: streamed upload failed: {}", peer.pid_str(), e.message);
+                    let _ = write_frame_async(&mut wr, &Response::Error(e)).await;
+                    return false;
+                }
+            }
+            r = &mut send => break r,
+        }
+    };
+    // If the upstream answered before the upload ended, carry on with the
+    // response and close afterwards rather than read the rest.
+    let mut started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            audit.log(state, peer, Err(&e));
+            let _ = write_frame_async(&mut wr, &Response::Error(e)).await;
+            return uploaded;
+        }
+    };
+    let status = started.head.status;
+    if write_frame_async(&mut wr, &Response::Head(started.head.clone()))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut redactor = StreamRedactor::new(started.redactor.clone());
+    let mut pending: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let outcome = loop {
+        let next = match timeout_at(deadline, started.chunk()).await {
+            Ok(r) => r,
+            Err(_) => Err(ErrorReply::new(
+                ErrorCode::Upstream,
+                format!(
+                    "request timed out after {}",
+                    humantime::format_duration(limit)
+                ),
+            )),
+        };
+        match next {
+            Ok(Some(piece)) => {
+                total += piece.len();
+                if total > max {
+                    break Err(ErrorReply::new(
+                        ErrorCode::TooLarge,
+                        format!("response body exceeds max_body ({max} bytes)"),
+                    ));
+                }
+                pending.extend(redactor.push(&piece));
+                if pending.len() >= proto::CHUNK {
+                    let out = std::mem::take(&mut pending);
+                    if write_frame_async(&mut wr, &Response::Chunk(out))
+                        .await
+                        .is_err()
+                    {
+                        // The client went away: dropping the response cancels the upstream.
+                        return false;
+                    }
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    if let Err(e) = outcome {
+        audit.log(state, peer, Err(&e));
+        let _ = write_frame_async(&mut wr, &Response::Error(e)).await;
+        return false;
+    }
+    pending.extend(redactor.finish());
+    if !pending.is_empty()
+        && write_frame_async(&mut wr, &Response::Chunk(pending))
+            .await
+            .is_err()
+    {
+        return false;
+    }
+    audit.log(state, peer, Ok(status));
+    write_frame_async(&mut wr, &Response::End).await.is_ok() && uploaded
 }

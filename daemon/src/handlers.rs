@@ -38,6 +38,11 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::List => state.list().map(Response::List),
         Request::AddKeyfile { passphrase, key } => add_keyfile(state, passphrase, key).await,
         Request::Job(job) => run_job(state, peer, job).await,
+        // The connection runs streamed jobs itself; pieces of a body
+        // outside one are a client bug.
+        Request::StreamJob { .. } | Request::Chunk(_) | Request::End => {
+            Err(bad("body chunk outside a streamed job"))
+        }
     };
     result.unwrap_or_else(Response::Error)
 }
@@ -203,6 +208,51 @@ async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
 }
 
 async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response, ErrorReply> {
+    let (prepared, audit) = prepare_job(state, peer, job)?;
+    let result = state.upstream.run(prepared).await;
+    audit.log(state, peer, result.as_ref().map(|r| r.status));
+    result.map(Response::Job)
+}
+
+/// What the audit line of a job names (never a value).
+pub struct Audit {
+    credential: String,
+    method: String,
+    origin: String,
+    path: String,
+}
+
+impl Audit {
+    /// One line per job when `audit = true`.
+    pub fn log(&self, state: &State, peer: &Peer, outcome: Result<u16, &ErrorReply>) {
+        if !state.config.audit {
+            return;
+        }
+        let status = match outcome {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("error({:?})", e.code),
+        };
+        tracing::info!(
+            target: "audit",
+            "job pid={} uid={} exe={} credential={} method={} origin={} path={} status={status}",
+            peer.pid_str(),
+            peer.uid,
+            peer.exe(),
+            self.credential,
+            self.method,
+            self.origin,
+            self.path,
+        );
+    }
+}
+
+/// Checks a job against its credential's policy and builds what the HTTP
+/// side needs. Nothing is sent here.
+pub fn prepare_job(
+    state: &State,
+    peer: &Peer,
+    job: JobRequest,
+) -> Result<(Prepared, Audit), ErrorReply> {
     let JobRequest {
         credential,
         method,
@@ -228,8 +278,7 @@ async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response
     }
     let lease = state.lease(&credential)?;
     Policy::check_headers(&lease.injection, &headers).map_err(policy_reply)?;
-    let checked = lease.policy.check(method.as_str(), &url);
-    let (url, origin) = match checked {
+    let (url, origin) = match lease.policy.check(method.as_str(), &url) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(
@@ -240,9 +289,12 @@ async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response
         }
     };
     state.record_use(&credential);
-    let path = url.path().to_owned();
-    let method_str = method.to_string();
-    let origin_str = origin.to_string();
+    let audit = Audit {
+        path: url.path().to_owned(),
+        method: method.to_string(),
+        origin: origin.to_string(),
+        credential,
+    };
     let prepared = Prepared {
         url,
         origin,
@@ -255,19 +307,5 @@ async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response
         injection: lease.injection,
         token: lease.token,
     };
-    let result = state.upstream.run(prepared).await;
-    if state.config.audit {
-        let status = match &result {
-            Ok(r) => r.status.to_string(),
-            Err(e) => format!("error({:?})", e.code),
-        };
-        tracing::info!(
-            target: "audit",
-            "job pid={} uid={} exe={} credential={credential} method={method_str} origin={origin_str} path={path} status={status}",
-            peer.pid_str(),
-            peer.uid,
-            peer.exe(),
-        );
-    }
-    result.map(Response::Job)
+    Ok((prepared, audit))
 }

@@ -22,9 +22,13 @@ pub use secret::Secret;
 /// releases apart.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest request or response body carried in one frame. Until bodies are
-/// streamed in chunks this is also the ceiling for the `max_body` setting.
+/// Largest request or response body carried in one `Job` frame. Streamed
+/// jobs carry bodies of any size in chunks of at most [`CHUNK`] bytes.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Size of the body chunks of a streamed job: large enough that framing
+/// costs nothing, small enough that memory stays flat.
+pub const CHUNK: usize = 256 * 1024;
 
 /// Largest frame accepted on the socket, checked against the length prefix
 /// before any buffer is allocated. A body plus room for headers and names.

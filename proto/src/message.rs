@@ -60,6 +60,19 @@ pub enum Request {
     },
     /// Perform an HTTP request with a credential attached.
     Job(JobRequest),
+    /// As `Job`, but the response comes back as a [`Response::Head`], then
+    /// [`Response::Chunk`]s, then [`Response::End`]; with `body_follows` the
+    /// request body comes after this frame as [`Request::Chunk`]s ended by
+    /// [`Request::End`] (`job.body` must then be `None`). Memory stays flat
+    /// whatever the size of either body.
+    StreamJob {
+        job: JobRequest,
+        body_follows: bool,
+    },
+    /// A piece of a streamed request body.
+    Chunk(#[serde(with = "crate::codec::bytes")] Vec<u8>),
+    /// The end of a streamed request body.
+    End,
 }
 
 /// What the daemon answers, one variant per kind of result.
@@ -71,6 +84,12 @@ pub enum Response {
     List(Vec<CredentialInfo>),
     Job(JobResponse),
     Error(ErrorReply),
+    /// The status and headers of a streamed job; `body` is empty.
+    Head(JobResponse),
+    /// A piece of a streamed response body.
+    Chunk(#[serde(with = "crate::codec::bytes")] Vec<u8>),
+    /// The streamed body is complete.
+    End,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,7 +95,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 key: s(b"k"),
             }),
         ),
-        ("job", e(&Request::Job(job))),
+        ("job", e(&Request::Job(job.clone()))),
         (
             "resp_status",
             e(&Response::Status(StatusInfo {
@@ -119,7 +119,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 use_count: 3,
             }])),
         ),
-        ("resp_job", e(&Response::Job(resp))),
+        ("resp_job", e(&Response::Job(resp.clone()))),
         (
             "resp_error",
             e(&Response::Error(ErrorReply::new(
@@ -127,6 +127,18 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 "no",
             ))),
         ),
+        (
+            "stream_job",
+            e(&Request::StreamJob {
+                job,
+                body_follows: true,
+            }),
+        ),
+        ("req_chunk", e(&Request::Chunk(vec![1, 2, 3]))),
+        ("req_end", e(&Request::End)),
+        ("resp_head", e(&Response::Head(resp))),
+        ("resp_chunk", e(&Response::Chunk(vec![1, 2, 3]))),
+        ("resp_end", e(&Response::End)),
     ]
 }
 
@@ -176,6 +188,18 @@ const GOLDEN: &[(&str, &str)] = &[
         "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
     ),
     ("resp_error", "0404026e6f"),
+    (
+        "stream_job",
+        "0c016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc0501",
+    ),
+    ("req_chunk", "0d03010203"),
+    ("req_end", "0e"),
+    (
+        "resp_head",
+        "05c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
+    ),
+    ("resp_chunk", "0603010203"),
+    ("resp_end", "07"),
 ];
 
 #[test]

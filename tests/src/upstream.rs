@@ -41,6 +41,8 @@ pub struct Upstream {
     /// PEM of the test CA (TLS only).
     pub ca_pem: Option<String>,
     log: Arc<Mutex<Vec<Recorded>>>,
+    /// Bytes `/source` has produced so far (to see a cancelled download stop).
+    pub produced: Arc<std::sync::atomic::AtomicU64>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -85,6 +87,8 @@ impl Upstream {
 
     fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
         let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let produced: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let produced2 = produced.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let is_tls = tls.is_some();
@@ -110,10 +114,12 @@ impl Upstream {
                         };
                         let _ = tcp.set_nodelay(true);
                         let log = log2.clone();
+                        let produced = produced2.clone();
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            let svc =
-                                hyper::service::service_fn(move |req| handle(req, log.clone()));
+                            let svc = hyper::service::service_fn(move |req| {
+                                handle(req, log.clone(), produced.clone())
+                            });
                             let builder = auto::Builder::new(TokioExecutor::new());
                             match acceptor {
                                 Some(a) => {
@@ -141,6 +147,7 @@ impl Upstream {
             tls: is_tls,
             ca_pem: None,
             log,
+            produced,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -225,19 +232,40 @@ fn presented_token(r: &Recorded) -> Option<String> {
     })
 }
 
-fn reply(status: u16, ctype: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn reply(status: u16, ctype: &str, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(StatusCode::from_u16(status).expect("status"))
         .header("content-type", ctype)
-        .body(Full::new(body.into()))
+        .body(Full::new(body.into()).boxed())
         .expect("response")
 }
 
 async fn handle(
     req: Request<Incoming>,
     log: Arc<Mutex<Vec<Recorded>>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    produced: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
+    if req.uri().path() == "/sink" {
+        return Ok(sink(req, log).await);
+    }
+    if req.uri().path() == "/source" {
+        let n: u64 = req
+            .uri()
+            .query()
+            .and_then(|q| query_param(&format!("?{q}"), "n"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let r = Response::builder()
+            .status(200)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", n.to_string())
+            .body(Generated::counted(n, produced).boxed())
+            .expect("response");
+        return Ok(r);
+    }
     let target = req
         .uri()
         .path_and_query()
@@ -338,7 +366,7 @@ async fn handle(
             Response::builder()
                 .status(code)
                 .header("location", to)
-                .body(Full::new(Bytes::from_static(b"redirecting")))
+                .body(Full::new(Bytes::from_static(b"redirecting")).boxed())
                 .expect("response")
         }
         p if p.starts_with("/status/") => {
@@ -348,4 +376,144 @@ async fn handle(
         _ => reply(404, "text/plain", "not found"),
     };
     Ok(resp)
+}
+
+/// Consumes a body of any size without keeping it: answers its length and
+/// SHA-256, and records the request with an empty body.
+async fn sink(req: Request<Incoming>, log: Arc<Mutex<Vec<Recorded>>>) -> Response<Body> {
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let method = req.method().to_string();
+    let mut body = req.into_body();
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            len += data.len() as u64;
+            ctx.update(&data);
+        }
+    }
+    log.lock().expect("log").push(Recorded {
+        method,
+        target: "/sink".into(),
+        headers,
+        body: Vec::new(),
+    });
+    let hex: String = ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    reply(
+        200,
+        "application/json",
+        format!("{{\"len\":{len},\"sha256\":\"{hex}\"}}"),
+    )
+}
+
+/// Deterministic pseudo-random bytes (xorshift64), the same sequence that
+/// [`generated_bytes`] writes, so large transfers can be checked by hash.
+pub struct Generated {
+    remaining: u64,
+    state: u64,
+    counter: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Generated {
+    pub fn new(n: u64) -> Generated {
+        Generated {
+            remaining: n,
+            state: 0x9E37_79B9_7F4A_7C15,
+            counter: None,
+        }
+    }
+
+    fn counted(n: u64, counter: Arc<std::sync::atomic::AtomicU64>) -> Generated {
+        Generated {
+            counter: Some(counter),
+            ..Generated::new(n)
+        }
+    }
+
+    /// Fills `buf` with the next bytes of the sequence.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let mut x = self.state;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.state = x;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+impl hyper::body::Body for Generated {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.remaining.min(256 * 1024) as usize;
+        let mut buf = vec![0u8; n];
+        self.fill(&mut buf);
+        self.remaining -= n as u64;
+        if let Some(c) = &self.counter {
+            c.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(buf)))))
+    }
+}
+
+/// Writes `n` generated bytes to `path` and returns their SHA-256 (hex).
+pub fn generated_file(path: &Path, n: u64) -> String {
+    use std::io::Write;
+    let mut g = Generated::new(n);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut left = n;
+    let mut buf = vec![0u8; 256 * 1024];
+    while left > 0 {
+        let k = left.min(buf.len() as u64) as usize;
+        g.fill(&mut buf[..k]);
+        ctx.update(&buf[..k]);
+        f.write_all(&buf[..k]).expect("write");
+        left -= k as u64;
+    }
+    f.flush().expect("flush");
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SHA-256 (hex) of a file, read in pieces.
+pub fn file_sha256(path: &Path) -> String {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).expect("open");
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -85,22 +85,30 @@ impl Upstream {
         self.max_body
     }
 
-    /// Runs the job to completion within its deadline.
-    pub async fn run(&self, job: Prepared) -> Result<JobResponse, ErrorReply> {
-        let deadline = job.timeout.unwrap_or(self.timeout);
-        match tokio::time::timeout(deadline, self.exchange(job)).await {
-            Ok(r) => r,
-            Err(_) => Err(ErrorReply::new(
-                ErrorCode::Upstream,
-                format!(
-                    "request timed out after {}",
-                    humantime::format_duration(deadline)
-                ),
-            )),
-        }
+    /// How long the whole job may take (`--max-time`, else `request_timeout`).
+    pub fn limit(&self, job: &Prepared) -> Duration {
+        job.timeout.unwrap_or(self.timeout)
     }
 
-    async fn exchange(&self, job: Prepared) -> Result<JobResponse, ErrorReply> {
+    /// Runs a buffered job to completion within its deadline.
+    pub async fn run(&self, job: Prepared) -> Result<JobResponse, ErrorReply> {
+        let limit = self.limit(&job);
+        within(limit, async {
+            let started = self.send(job, None).await?;
+            self.collect(started).await
+        })
+        .await
+    }
+
+    /// Sends the request (following same-origin redirects with `-L`) and
+    /// returns once the final response's head has arrived. `streamed` is a
+    /// request body that arrives in pieces; it cannot be sent twice, so a
+    /// 307/308 redirect that would repeat it is an error.
+    pub async fn send(
+        &self,
+        job: Prepared,
+        mut streamed: Option<reqwest::Body>,
+    ) -> Result<Started, ErrorReply> {
         let Prepared {
             mut url,
             mut origin,
@@ -116,6 +124,7 @@ impl Upstream {
         let header_map = build_headers(&headers, &injection, &token)?;
         let redactor = Redactor::new(token.expose());
         drop(token);
+        let mut stream_sent = false;
         let mut hops = 0;
         loop {
             let mut req = self
@@ -124,6 +133,9 @@ impl Upstream {
                 .headers(header_map.clone());
             if let Some(b) = &body {
                 req = req.body(b.clone());
+            } else if let Some(s) = streamed.take() {
+                req = req.body(s);
+                stream_sent = true;
             }
             let mut resp = req.send().await.map_err(|e| upstream_error(&e, &origin))?;
             let status = resp.status();
@@ -148,6 +160,14 @@ impl Upstream {
                     if redirect_drops_body(status, &method) {
                         method = Method::GET;
                         body = None;
+                    } else if stream_sent {
+                        return Err(ErrorReply::new(
+                            ErrorCode::Upstream,
+                            format!(
+                                "a {} redirect would send the streamed body again; request {next} directly",
+                                status.as_u16()
+                            ),
+                        ));
                     }
                     let (checked, o) = policy
                         .check(method.as_str(), next.as_str())
@@ -157,57 +177,81 @@ impl Upstream {
                     continue;
                 }
             }
-            return self
-                .finish(resp_into_parts(&mut resp), resp, url, &redactor, &origin)
-                .await;
+            let head = head_of(&mut resp, &url, &redactor);
+            return Ok(Started {
+                head,
+                resp,
+                redactor,
+                origin,
+            });
         }
     }
 
-    async fn finish(
-        &self,
-        head: Head,
-        mut resp: reqwest::Response,
-        url: Url,
-        redactor: &Redactor,
-        origin: &Origin,
-    ) -> Result<JobResponse, ErrorReply> {
+    /// Reads the whole body (bounded) into a buffered response.
+    pub async fn collect(&self, started: Started) -> Result<JobResponse, ErrorReply> {
+        let Started {
+            mut head,
+            mut resp,
+            redactor,
+            origin,
+        } = started;
+        let max = self.max_body.min(proto::MAX_BODY);
         let expected = resp.content_length().unwrap_or(0) as usize;
-        if expected > self.max_body {
-            return Err(too_large(self.max_body));
+        if expected > max {
+            return Err(too_large(max));
         }
         let mut body = Vec::with_capacity(expected);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| upstream_error(&e, origin))? {
-            if body.len() + chunk.len() > self.max_body {
-                return Err(too_large(self.max_body));
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| upstream_error(&e, &origin))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(too_large(max));
             }
             body.extend_from_slice(&chunk);
         }
-        let headers = head
-            .headers
-            .iter()
-            .map(|(name, value)| Header {
-                name: name.as_str().to_owned(),
-                value: redactor.redact(value.as_bytes().to_vec()),
-            })
-            .collect();
-        Ok(JobResponse {
-            status: head.status.as_u16(),
-            http_version: head.version.to_owned(),
-            reason: head.status.canonical_reason().unwrap_or("").to_owned(),
-            headers,
-            body: redactor.redact(body),
-            url: url.to_string(),
-        })
+        head.body = redactor.redact(body);
+        Ok(head)
     }
 }
 
-struct Head {
-    status: StatusCode,
-    version: &'static str,
-    headers: HeaderMap,
+/// Runs `f` within `limit`; running out is an upstream timeout (exit 6).
+pub async fn within<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, ErrorReply>>,
+) -> Result<T, ErrorReply> {
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
+        Err(ErrorReply::new(
+            ErrorCode::Upstream,
+            format!(
+                "request timed out after {}",
+                humantime::format_duration(limit)
+            ),
+        ))
+    })
 }
 
-fn resp_into_parts(resp: &mut reqwest::Response) -> Head {
+/// A response whose head has arrived and whose body has not been read.
+pub struct Started {
+    /// Status and (redacted) headers; `body` empty.
+    pub head: JobResponse,
+    pub resp: reqwest::Response,
+    pub redactor: Redactor,
+    pub origin: Origin,
+}
+
+impl Started {
+    /// The next piece of the body, `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ErrorReply> {
+        self.resp
+            .chunk()
+            .await
+            .map_err(|e| upstream_error(&e, &self.origin))
+    }
+}
+
+fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobResponse {
     let version = match resp.version() {
         reqwest::Version::HTTP_09 => "HTTP/0.9",
         reqwest::Version::HTTP_10 => "HTTP/1.0",
@@ -215,10 +259,21 @@ fn resp_into_parts(resp: &mut reqwest::Response) -> Head {
         reqwest::Version::HTTP_3 => "HTTP/3",
         _ => "HTTP/1.1",
     };
-    Head {
-        status: resp.status(),
-        version,
-        headers: std::mem::take(resp.headers_mut()),
+    let status = resp.status();
+    let headers = std::mem::take(resp.headers_mut())
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.as_str().to_owned(),
+            value: redactor.redact(value.as_bytes().to_vec()),
+        })
+        .collect();
+    JobResponse {
+        status: status.as_u16(),
+        http_version: version.to_owned(),
+        reason: status.canonical_reason().unwrap_or("").to_owned(),
+        headers,
+        body: Vec::new(),
+        url: url.to_string(),
     }
 }
 
@@ -359,4 +414,30 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// A request body fed piece by piece from the client's socket. Bounded
+/// channel: the client is read no faster than the upstream takes the body.
+pub struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+}
+
+impl ChannelBody {
+    pub fn body(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> reqwest::Body {
+        reqwest::Body::wrap(ChannelBody { rx })
+    }
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|r| r.map(http_body::Frame::data)))
+    }
 }

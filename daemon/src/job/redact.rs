@@ -101,22 +101,15 @@ impl Redactor {
     /// MARK, so no byte of any occurrence survives. Returns the input
     /// unchanged (no copy) when nothing matches; otherwise the input buffer,
     /// which held the echo, is zeroized before it is freed.
-    pub fn redact(&self, mut data: Vec<u8>) -> Vec<u8> {
+    pub fn redact(&self, data: Vec<u8>) -> Vec<u8> {
         let spans = self.spans(&data);
-        if spans.is_empty() {
-            return data;
-        }
-        let removed: usize = spans.iter().map(|(s, e)| e - s).sum();
-        let mut out = Vec::with_capacity(data.len() - removed + spans.len() * Self::MARK.len());
-        let mut pos = 0;
-        for (start, end) in spans {
-            out.extend_from_slice(&data[pos..start]);
-            out.extend_from_slice(Self::MARK);
-            pos = end;
-        }
-        out.extend_from_slice(&data[pos..]);
-        data.zeroize();
-        out
+        replace_spans(data, &spans)
+    }
+
+    /// Length of the longest pattern: how much of a streamed body may still
+    /// be the start of an echo.
+    fn max_len(&self) -> usize {
+        self.patterns.first().map_or(0, |p| p.len())
     }
 
     /// For header values: the same on bytes, converted back lossily (a
@@ -167,6 +160,103 @@ impl Redactor {
             }
         }
         merged
+    }
+}
+
+/// Replaces each `[start, end)` span (sorted, disjoint) with the mark; wipes
+/// the input when anything matched.
+fn replace_spans(mut data: Vec<u8>, spans: &[(usize, usize)]) -> Vec<u8> {
+    if spans.is_empty() {
+        return data;
+    }
+    let removed: usize = spans.iter().map(|(s, e)| e - s).sum();
+    let mut out = Vec::with_capacity(data.len() - removed + spans.len() * Redactor::MARK.len());
+    let mut pos = 0;
+    for &(start, end) in spans {
+        out.extend_from_slice(&data[pos..start]);
+        out.extend_from_slice(Redactor::MARK);
+        pos = end;
+    }
+    out.extend_from_slice(&data[pos..]);
+    data.zeroize();
+    out
+}
+
+/// Redacts a body that arrives in pieces. Bytes that could still be the
+/// beginning of an echo are held back until the next piece (or the end), so
+/// an echo split across chunk boundaries is caught like any other.
+#[derive(Debug)]
+pub struct StreamRedactor {
+    redactor: Redactor,
+    carry: Zeroizing<Vec<u8>>,
+}
+
+impl StreamRedactor {
+    pub fn new(redactor: Redactor) -> StreamRedactor {
+        StreamRedactor {
+            redactor,
+            carry: Zeroizing::new(Vec::new()),
+        }
+    }
+
+    /// Takes the next piece; returns what can safely be passed on now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut data = Vec::with_capacity(self.carry.len() + chunk.len());
+        data.extend_from_slice(&self.carry);
+        data.extend_from_slice(chunk);
+        self.carry.clear();
+        let keep = self.redactor.max_len().saturating_sub(1);
+        let mut cut = data.len().saturating_sub(keep);
+        let spans = self.redactor.spans(&data);
+        // An echo straddling the cut is held back whole.
+        if let Some(&(s, _)) = spans.iter().find(|&&(s, e)| s < cut && e > cut) {
+            cut = s;
+        }
+        self.carry.extend_from_slice(&data[cut..]);
+        data[cut..].zeroize();
+        data.truncate(cut);
+        let done: Vec<(usize, usize)> = spans.into_iter().filter(|&(_, e)| e <= cut).collect();
+        replace_spans(data, &done)
+    }
+
+    /// Whatever is still held back, redacted.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let rest = std::mem::take(&mut *self.carry);
+        self.redactor.redact(rest)
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn echoes_split_at_every_boundary_are_caught() {
+        let token = b"tok-0123456789abcdef-XYZ";
+        let body: Vec<u8> = [&b"head "[..], token, b" mid ", token, b" tail"].concat();
+        let whole = Redactor::new(token).redact(body.clone());
+        for size in 1..body.len() {
+            let mut s = StreamRedactor::new(Redactor::new(token));
+            let mut out = Vec::new();
+            for piece in body.chunks(size) {
+                out.extend(s.push(piece));
+            }
+            out.extend(s.finish());
+            assert_eq!(out, whole, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn base64_echo_split_across_chunks() {
+        let token = b"secret-token-value-1234";
+        let b64 = STANDARD.encode(token);
+        let body = format!("x={b64};").into_bytes();
+        let mut s = StreamRedactor::new(Redactor::new(token));
+        let (a, b) = body.split_at(7);
+        let mut out = s.push(a);
+        out.extend(s.push(b));
+        out.extend(s.finish());
+        assert_eq!(out, b"x=[redacted];");
     }
 }
 
