@@ -191,7 +191,10 @@ pub struct RequestArgs {
     /// Print `{status, headers, body}` as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Accepted for curl compatibility (vaultctl prints no progress).
-    #[arg(short = 's', long = "silent")]
+    /// No progress bar (as curl -s).
+    #[arg(short = 's', long = "silent", conflicts_with = "progress")]
     pub silent: bool,
+    /// Show a progress bar even when stderr is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
 }

@@ -14,6 +14,7 @@ use vaultctl::{Client, socket_path};
 
 use crate::cli::{AddArgs, Cli, Command, KeyfileCommand, Preset, RequestArgs};
 use crate::exit::{Failure, HTTP_ERROR};
+use crate::progress;
 use crate::secret_input;
 
 pub fn run(cli: Cli) -> Result<u8, Failure> {
@@ -371,14 +372,18 @@ fn parse_header(h: &str) -> Result<Header, Failure> {
 /// in chunks (any size).
 enum Body {
     Inline(Vec<u8>),
-    Stream(Box<dyn Read + Send>),
+    /// A reader and its size, when known.
+    Stream(Box<dyn Read + Send>, Option<u64>),
 }
 
 fn body_of(data: &str) -> Result<Body, Failure> {
     match data.strip_prefix('@') {
-        Some("-") => Ok(Body::Stream(Box::new(std::io::stdin()))),
+        Some("-") => Ok(Body::Stream(Box::new(std::io::stdin()), None)),
         Some(file) => std::fs::File::open(file)
-            .map(|f| Body::Stream(Box::new(f)))
+            .map(|f| {
+                let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+                Body::Stream(Box::new(f), size)
+            })
             .map_err(|e| Failure::usage(format!("cannot read {file}: {e}"))),
         None => Ok(Body::Inline(data.as_bytes().to_vec())),
     }
@@ -414,9 +419,19 @@ fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
         Some(s) => Some((s * 1000.0).ceil() as u64),
         None => None,
     };
+    let mode = progress::Mode {
+        silent: a.silent,
+        forced: a.progress,
+    };
     let (inline, streamed) = match body {
         Some(Body::Inline(b)) => (Some(b), None),
-        Some(Body::Stream(r)) => (None, Some(r)),
+        Some(Body::Stream(r, size)) => match progress::bar(mode, size, "upload") {
+            Some(pb) => (
+                None,
+                Some(Box::new(pb.wrap_read(r)) as Box<dyn Read + Send>),
+            ),
+            None => (None, Some(r)),
+        },
         None => (None, None),
     };
     let job = JobRequest {
@@ -461,10 +476,29 @@ fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
     if a.include {
         write_head(&mut *out, &resp.head).map_err(werr)?;
     }
+    let length = resp
+        .head
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(&h.value)
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+    let pb = progress::bar(mode, length, "download");
     while let Some(c) = resp.next_chunk()? {
         out.write_all(&c).map_err(werr)?;
+        if let Some(pb) = &pb {
+            pb.inc(c.len() as u64);
+        }
     }
     out.flush().map_err(werr)?;
+    if let Some(pb) = pb {
+        pb.finish();
+    }
     Ok(0)
 }
 

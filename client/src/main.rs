@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod progress;
 mod secret_input;
 
 use std::io::Write;

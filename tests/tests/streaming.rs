@@ -192,3 +192,45 @@ fn client_disconnect_cancels_the_upstream_transfer() {
     assert_eq!(a, b, "upstream still sending after the client went away");
     d.ctl(&["status"]).ok();
 }
+
+#[test]
+fn progress_bar_on_terminals_or_when_forced_never_on_pipes() {
+    let up = Upstream::plain();
+    let d = Daemon::start("");
+    d.init();
+    d.add("m", &canary("t"), &["--bearer", "--origin", &up.origin()])
+        .ok();
+    let url = up.url("/source?n=3000000");
+    let piped = d.ctl(&["request", "m", &url, "-o", "/dev/null"]).ok();
+    assert!(piped.stderr.is_empty(), "bar on a pipe: {}", piped.stderr);
+    let forced = d
+        .ctl(&["request", "m", &url, "-o", "/dev/null", "--progress"])
+        .ok();
+    assert!(forced.stderr.contains("download"), "{}", forced.stderr);
+    assert!(forced.stderr.contains("MiB"), "{}", forced.stderr);
+    d.ctl(&["request", "m", &url, "-s", "--progress"]).code(1);
+    // On a terminal (a pty from script(1)), the bar shows by itself; -s hides it.
+    if Command::new("script").arg("--version").output().is_err() {
+        println!("skipped the terminal case: script(1) is not installed");
+        return;
+    }
+    let ctl = harness::bin("vaultctl");
+    let line = |extra: &str| {
+        format!(
+            "VAULTD_SOCKET={} {} request m '{url}' -o /dev/null {extra}",
+            d.socket.display(),
+            ctl.display()
+        )
+    };
+    let tty = Command::new("script")
+        .args(["-qec", &line(""), "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&tty.stdout);
+    assert!(text.contains("download"), "no bar on a terminal: {text}");
+    let quiet = Command::new("script")
+        .args(["-qec", &line("-s"), "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("download"));
+}
