@@ -47,9 +47,22 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("hello", e(&Hello { version: 1 })),
         ("status", e(&Request::Status)),
-        ("init", e(&Request::Init { passphrase: s(b"pw") })),
-        ("unlock", e(&Request::Unlock { passphrase: s(b"pw") })),
-        ("unlock_keyfile", e(&Request::UnlockKeyfile { key: s(b"k") })),
+        (
+            "init",
+            e(&Request::Init {
+                passphrase: s(b"pw"),
+            }),
+        ),
+        (
+            "unlock",
+            e(&Request::Unlock {
+                passphrase: s(b"pw"),
+            }),
+        ),
+        (
+            "unlock_keyfile",
+            e(&Request::UnlockKeyfile { key: s(b"k") }),
+        ),
         ("lock", e(&Request::Lock)),
         (
             "passwd",
@@ -109,9 +122,71 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("resp_job", e(&Response::Job(resp))),
         (
             "resp_error",
-            e(&Response::Error(ErrorReply::new(ErrorCode::PolicyRefused, "no"))),
+            e(&Response::Error(ErrorReply::new(
+                ErrorCode::PolicyRefused,
+                "no",
+            ))),
+        ),
+        (
+            "add_sign",
+            e(&Request::Add {
+                name: "s".into(),
+                spec: sign_spec(),
+                value: s(b"k"),
+            }),
+        ),
+        (
+            "add_generated",
+            e(&Request::AddGenerated {
+                name: "s".into(),
+                spec: sign_spec(),
+            }),
+        ),
+        ("pubkey", e(&Request::PublicKey { name: "s".into() })),
+        ("explain", e(&Request::Explain(explain_job()))),
+        (
+            "resp_pubkey",
+            e(&Response::PublicKey(PublicKeyInfo {
+                alg: SigAlg::Ed25519,
+                keyid: Some("k".into()),
+                public_key: vec![1, 2],
+            })),
+        ),
+        (
+            "resp_explain",
+            e(&Response::Explain(Explanation {
+                method: "GET".into(),
+                url: "https://a/".into(),
+                refused: None,
+                adds: vec!["Signature: x".into()],
+            })),
         ),
     ]
+}
+
+fn sign_spec() -> CredentialSpec {
+    CredentialSpec {
+        injection: Some(Injection::Sign {
+            alg: SigAlg::HmacSha256,
+            keyid: Some("k".into()),
+            ttl_secs: Some(60),
+            components: vec!["@method".into()],
+        }),
+        origins: vec!["https://a".into()],
+        ..CredentialSpec::default()
+    }
+}
+
+fn explain_job() -> JobRequest {
+    JobRequest {
+        credential: "s".into(),
+        method: "GET".into(),
+        url: "https://a/".into(),
+        headers: vec![],
+        body: None,
+        follow_redirects: false,
+        timeout_ms: None,
+    }
 }
 
 /// Lets one table hold values of different types.
@@ -137,17 +212,44 @@ const GOLDEN: &[(&str, &str)] = &[
     ("unlock_keyfile", "03016b"),
     ("lock", "04"),
     ("passwd", "0501610162"),
-    ("add", "06016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690174"),
+    (
+        "add",
+        "06016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690174",
+    ),
     ("rotate", "07016d0174"),
     ("remove", "08016d"),
     ("list", "09"),
     ("add_keyfile", "0a0170016b"),
-    ("job", "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05"),
+    (
+        "job",
+        "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05",
+    ),
     ("resp_status", "0005302e312e30010201023c2a022f76"),
     ("resp_done", "01"),
-    ("resp_list", "0201016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069010003"),
-    ("resp_job", "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f"),
+    (
+        "resp_list",
+        "0201016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069010003",
+    ),
+    (
+        "resp_job",
+        "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
+    ),
     ("resp_error", "0404026e6f"),
+    (
+        "add_sign",
+        "06017301020001016b013c0107406d6574686f64010968747470733a2f2f61000000016b",
+    ),
+    (
+        "add_generated",
+        "0c017301020001016b013c0107406d6574686f64010968747470733a2f2f61000000",
+    ),
+    ("pubkey", "0d0173"),
+    ("explain", "0e0173034745540a68747470733a2f2f612f00000000"),
+    ("resp_pubkey", "050101016b020102"),
+    (
+        "resp_explain",
+        "06034745540a68747470733a2f2f612f00010c5369676e61747572653a2078",
+    ),
 ];
 
 #[test]
@@ -159,7 +261,11 @@ fn encodings_are_pinned() {
         }
         return;
     }
-    assert_eq!(got.len(), GOLDEN.len(), "every message needs a golden entry");
+    assert_eq!(
+        got.len(),
+        GOLDEN.len(),
+        "every message needs a golden entry"
+    );
     for ((name, bytes), (gname, ghex)) in got.iter().zip(GOLDEN) {
         assert_eq!(name, gname);
         assert_eq!(&hex(bytes), ghex, "encoding of {name} changed");
