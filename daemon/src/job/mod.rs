@@ -4,3 +4,4 @@
 pub mod http;
 pub mod policy;
 pub mod redact;
+pub mod sign;
