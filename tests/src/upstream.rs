@@ -16,6 +16,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
+use crate::sigverify::VerifyKey;
+
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -41,6 +43,8 @@ pub struct Upstream {
     /// PEM of the test CA (TLS only).
     pub ca_pem: Option<String>,
     log: Arc<Mutex<Vec<Recorded>>>,
+    /// The key `/verify` checks RFC 9421 signatures with.
+    verify_key: Arc<Mutex<Option<VerifyKey>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -85,6 +89,8 @@ impl Upstream {
 
     fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
         let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let verify_key: Arc<Mutex<Option<VerifyKey>>> = Arc::default();
+        let verify_key2 = verify_key.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let is_tls = tls.is_some();
@@ -110,10 +116,12 @@ impl Upstream {
                         };
                         let _ = tcp.set_nodelay(true);
                         let log = log2.clone();
+                        let key = verify_key2.clone();
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            let svc =
-                                hyper::service::service_fn(move |req| handle(req, log.clone()));
+                            let svc = hyper::service::service_fn(move |req| {
+                                handle(req, log.clone(), key.clone(), is_tls)
+                            });
                             let builder = auto::Builder::new(TokioExecutor::new());
                             match acceptor {
                                 Some(a) => {
@@ -141,6 +149,7 @@ impl Upstream {
             tls: is_tls,
             ca_pem: None,
             log,
+            verify_key,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -162,6 +171,11 @@ impl Upstream {
     /// Writes the CA to `path` (for `extra_ca`).
     pub fn write_ca(&self, path: &Path) {
         std::fs::write(path, self.ca_pem.as_ref().expect("TLS upstream")).expect("write CA");
+    }
+
+    /// Sets the key `/verify` and `/verify-tampered` check signatures with.
+    pub fn set_verify_key(&self, key: VerifyKey) {
+        *self.verify_key.lock().expect("key") = Some(key);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -236,6 +250,8 @@ fn reply(status: u16, ctype: &str, body: impl Into<Bytes>) -> Response<Full<Byte
 async fn handle(
     req: Request<Incoming>,
     log: Arc<Mutex<Vec<Recorded>>>,
+    verify_key: Arc<Mutex<Option<VerifyKey>>>,
+    tls: bool,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().to_string();
     let target = req
@@ -340,6 +356,29 @@ async fn handle(
                 .header("location", to)
                 .body(Full::new(Bytes::from_static(b"redirecting")))
                 .expect("response")
+        }
+        // RFC 9421: 200 when the signature verifies, 401 naming the failed
+        // check otherwise. `-tampered` alters one body byte first, as a
+        // man in the middle would.
+        "/verify" | "/verify-tampered" => {
+            let key = verify_key.lock().expect("key").clone();
+            let mut seen = rec.clone();
+            if path == "/verify-tampered" {
+                match seen.body.first_mut() {
+                    Some(b) => *b ^= 0x20,
+                    None => seen.body.push(b'x'),
+                }
+            }
+            let scheme = if tls { "https" } else { "http" };
+            match key.map(|k| crate::sigverify::verify(&seen, scheme, &k)) {
+                Some(Ok(v)) => reply(
+                    200,
+                    "text/plain",
+                    format!("verified: {}", v.components.join(" ")),
+                ),
+                Some(Err(e)) => reply(401, "text/plain", format!("signature rejected: {e}")),
+                None => reply(500, "text/plain", "no verify key set"),
+            }
         }
         p if p.starts_with("/status/") => {
             let code: u16 = p["/status/".len()..].parse().unwrap_or(500);
