@@ -115,12 +115,15 @@ fn client(
     let start = Instant::now();
     let handles: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (socket, cred, url, stop) = (socket.clone(), cred.clone(), url.clone(), stop.clone());
+            let (socket, cred, url, stop) =
+                (socket.clone(), cred.clone(), url.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut c = Client::connect(&socket).expect("connect");
                 let mut lat = Vec::new();
                 let mut errors = 0u64;
-                while !stop.load(Ordering::Relaxed) && per_thread.is_none_or(|n| (lat.len() as u64) < n) {
+                while !stop.load(Ordering::Relaxed)
+                    && per_thread.is_none_or(|n| (lat.len() as u64) < n)
+                {
                     let t = Instant::now();
                     let job = JobRequest {
                         credential: cred.clone(),
@@ -176,7 +179,8 @@ fn direct(url: String, header: String, cacert: Option<PathBuf>, concurrency: usi
         let start = Instant::now();
         let tasks: Vec<_> = (0..concurrency)
             .map(|_| {
-                let (client, url, name, value) = (client.clone(), url.clone(), name.clone(), value.clone());
+                let (client, url, name, value) =
+                    (client.clone(), url.clone(), name.clone(), value.clone());
                 tokio::spawn(async move {
                     let mut lat = Vec::new();
                     let mut errors = 0u64;

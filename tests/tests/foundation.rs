@@ -13,7 +13,10 @@ fn ready(extra: &str) -> Daemon {
 
 fn tls_daemon(up: &Upstream) -> Daemon {
     let ca = up.ca_pem.as_ref().expect("TLS upstream");
-    let d = Daemon::start_with("extra_ca = [\"{dir}/ca.pem\"]\n", &[("ca.pem", ca.as_bytes())]);
+    let d = Daemon::start_with(
+        "extra_ca = [\"{dir}/ca.pem\"]\n",
+        &[("ca.pem", ca.as_bytes())],
+    );
     d.init();
     d
 }
