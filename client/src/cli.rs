@@ -106,6 +106,16 @@ pub enum Command {
         after_help = "Example:\n  vaultctl request microreact https://microreact.org/api/projects/create -d @project.json"
     )]
     Request(RequestArgs),
+    /// Print the Ed25519 public key of signing credential NAME (PEM, then JWK),
+    /// to register with the upstream.
+    Pubkey { name: String },
+    /// Say what `request` would do (allowed, or the rule that refuses; the
+    /// headers the daemon would add, never a value) without sending anything.
+    /// Exit 0 when allowed, 5 when refused.
+    #[command(
+        after_help = "Example:\n  vaultctl explain microreact https://microreact.org/api/projects -X POST"
+    )]
+    Explain(ExplainArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,8 +138,18 @@ pub enum Preset {
     AccessProtocol,
 }
 
+/// RFC 9421 signature algorithms (`--sign`).
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum SignAlg {
+    /// HMAC-SHA256 with a secret shared with the upstream (import it with --import).
+    #[value(name = "hmac-sha256")]
+    HmacSha256,
+    /// Ed25519: the daemon generates the key (or --import); the upstream gets `vaultctl pubkey`.
+    Ed25519,
+}
+
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("injection").required(true).args(["preset", "header", "bearer"])))]
+#[command(group(ArgGroup::new("injection").required(true).args(["preset", "header", "bearer", "sign"])))]
 pub struct AddArgs {
     pub name: String,
     /// A known service: sets the header and the origin.
@@ -157,6 +177,45 @@ pub struct AddArgs {
     /// Only allow paths under these prefixes; repeatable.
     #[arg(long = "path-prefix", value_name = "PREFIX")]
     pub path_prefixes: Vec<String>,
+    /// Sign each request (RFC 9421 HTTP Message Signatures) instead of
+    /// sending a token. The key never leaves the daemon.
+    #[arg(long, value_enum, value_name = "ALG")]
+    pub sign: Option<SignAlg>,
+    /// The `keyid` signature parameter.
+    #[arg(long, value_name = "ID", requires = "sign")]
+    pub keyid: Option<String>,
+    /// Signatures expire this many seconds after they are made.
+    #[arg(long, value_name = "SECS", requires = "sign")]
+    pub sig_ttl: Option<u64>,
+    /// A covered component (`@method`, `@target-uri`, `@authority`, `@path`,
+    /// `@query`, `@scheme`, `@request-target`, `content-digest`, or a header
+    /// name); repeatable, replaces the default set.
+    #[arg(long = "cover", value_name = "COMPONENT", requires = "sign")]
+    pub cover: Vec<String>,
+    /// Import the key instead of generating one: stdin (byte-exact) or
+    /// --from-env. hmac-sha256: the raw secret bytes; ed25519: PKCS#8 (DER
+    /// or PEM) or the 32-byte seed.
+    #[arg(long, requires = "sign")]
+    pub import: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The credential the request would use.
+    pub name: String,
+    pub url: String,
+    /// Method [default: GET, or POST with -d].
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Extra header `Name: value`, as for `request`; repeatable.
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// A body, as for `request` (it decides whether a digest is added).
+    #[arg(short = 'd', long = "data", alias = "data-binary", value_name = "DATA")]
+    pub data: Option<String>,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

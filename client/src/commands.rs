@@ -7,12 +7,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine;
 use proto::{
     CredentialInfo, CredentialSpec, Header, Injection, JobRequest, JobResponse, Request, Response,
-    Secret, StatusInfo, VaultState,
+    Secret, SigAlg, StatusInfo, VaultState,
 };
 use serde_json::json;
 use vaultctl::{Client, socket_path};
 
-use crate::cli::{AddArgs, Cli, Command, KeyfileCommand, Preset, RequestArgs};
+use crate::cli::{
+    AddArgs, Cli, Command, ExplainArgs, KeyfileCommand, Preset, RequestArgs, SignAlg,
+};
 use crate::exit::{Failure, HTTP_ERROR};
 use crate::progress;
 use crate::secret_input;
@@ -97,6 +99,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 },
         } => keyfile_create(connect, &path, passphrase_stdin),
         Command::Request(args) => request(connect()?, args),
+        Command::Pubkey { name } => pubkey(connect()?, name),
+        Command::Explain(args) => explain(connect()?, args),
         Command::Completions { .. } | Command::Man { .. } => Ok(0),
     }
 }
@@ -171,6 +175,9 @@ fn status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
 }
 
 fn add(mut client: Client, a: AddArgs) -> Result<u8, Failure> {
+    if let Some(alg) = a.sign {
+        return add_signing(client, alg, a);
+    }
     let (injection, preset_origin) = match (a.preset, a.header, a.bearer) {
         (Some(Preset::Microreact), _, _) => (
             Injection::Header {
@@ -210,10 +217,60 @@ fn add(mut client: Client, a: AddArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `add --sign`: the key is generated in the daemon, or imported byte-exact
+/// (binary DER or a seed must not lose a trailing newline byte).
+fn add_signing(mut client: Client, alg: SignAlg, a: AddArgs) -> Result<u8, Failure> {
+    if a.origins.is_empty() {
+        return Err(Failure::usage("--sign needs at least one --origin"));
+    }
+    if a.from_env.is_some() && !a.import {
+        return Err(Failure::usage(
+            "--from-env with --sign imports a key: add --import",
+        ));
+    }
+    let alg = match alg {
+        SignAlg::HmacSha256 => SigAlg::HmacSha256,
+        SignAlg::Ed25519 => SigAlg::Ed25519,
+    };
+    let spec = CredentialSpec {
+        injection: Some(Injection::Sign {
+            alg,
+            keyid: a.keyid,
+            ttl_secs: a.sig_ttl,
+            components: a.cover,
+        }),
+        origins: a.origins,
+        allow_insecure_http: a.allow_insecure_http,
+        methods: a.methods,
+        path_prefixes: a.path_prefixes,
+    };
+    if a.import {
+        let value = secret_input::key_material(a.from_env.as_deref(), &a.name)?;
+        client.call(&Request::Add {
+            name: a.name,
+            spec,
+            value,
+        })?;
+        return Ok(0);
+    }
+    client.call(&Request::AddGenerated {
+        name: a.name.clone(),
+        spec,
+    })?;
+    eprintln!(
+        "vaultctl: generated a new {} key for {}; register its public key with the upstream: vaultctl pubkey {}",
+        alg.as_str(),
+        a.name,
+        a.name
+    );
+    Ok(0)
+}
+
 fn injection_text(i: &Option<Injection>) -> String {
     match i {
         Some(Injection::Header { name }) => format!("header {name}"),
         Some(Injection::Bearer) => "bearer".into(),
+        Some(Injection::Sign { alg, .. }) => format!("sign {}", alg.as_str()),
         None => "-".into(),
     }
 }
@@ -278,9 +335,10 @@ fn credential_json(c: &CredentialInfo) -> serde_json::Value {
     let (kind, header) = match &c.spec.injection {
         Some(Injection::Header { name }) => ("header", Some(name.clone())),
         Some(Injection::Bearer) => ("bearer", None),
+        Some(Injection::Sign { .. }) => ("sign", None),
         None => ("none", None),
     };
-    json!({
+    let mut v = json!({
         "name": c.name,
         "injection": kind,
         "header": header,
@@ -291,7 +349,20 @@ fn credential_json(c: &CredentialInfo) -> serde_json::Value {
         "created": c.created,
         "last_used": c.last_used,
         "use_count": c.use_count,
-    })
+    });
+    if let Some(Injection::Sign {
+        alg,
+        keyid,
+        ttl_secs,
+        components,
+    }) = &c.spec.injection
+    {
+        v["alg"] = alg.as_str().into();
+        v["keyid"] = json!(keyid);
+        v["sig_ttl"] = json!(ttl_secs);
+        v["covered"] = json!(components);
+    }
+    v
 }
 
 fn read_keyfile(path: &Path) -> Result<Secret, Failure> {
@@ -389,13 +460,24 @@ fn body_of(data: &str) -> Result<Body, Failure> {
     }
 }
 
-fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
-    let mut headers = a
-        .headers
+/// Method, headers and body of a job.
+struct Parts {
+    method: String,
+    headers: Vec<Header>,
+    body: Option<Body>,
+}
+
+/// Method, headers and body as curl would send them for `-X`, `-H`, `-d`.
+fn curl_parts(
+    method: Option<String>,
+    headers: &[String],
+    data: Option<&str>,
+) -> Result<Parts, Failure> {
+    let mut headers = headers
         .iter()
         .map(|h| parse_header(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let body = a.data.as_deref().map(body_of).transpose()?;
+    let body = data.map(body_of).transpose()?;
     if body.is_some()
         && !headers
             .iter()
@@ -407,9 +489,20 @@ fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
             value: b"application/x-www-form-urlencoded".to_vec(),
         });
     }
-    let method = a
-        .method
-        .unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.into());
+    let method = method.unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.into());
+    Ok(Parts {
+        method,
+        headers,
+        body,
+    })
+}
+
+fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
+    let Parts {
+        method,
+        headers,
+        body,
+    } = curl_parts(a.method, &a.headers, a.data.as_deref())?;
     let timeout_ms = match a.max_time {
         Some(s) if !(s > 0.0 && s.is_finite()) => {
             return Err(Failure::usage(
@@ -549,6 +642,96 @@ fn response_json(r: &JobResponse) -> serde_json::Value {
         ),
     };
     serde_json::Value::Object(obj)
+}
+
+/// PEM (SubjectPublicKeyInfo, RFC 8410) and JWK (RFC 8037), built here:
+/// wrapping 32 public bytes needs no crypto.
+fn pubkey(mut client: Client, name: String) -> Result<u8, Failure> {
+    let Response::PublicKey(info) = client.call(&Request::PublicKey { name })? else {
+        return Err(unexpected());
+    };
+    let raw: [u8; 32] = info
+        .public_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| Failure::usage("vaultd sent a public key of the wrong length"))?;
+    const SPKI_ED25519: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let mut der = SPKI_ED25519.to_vec();
+    der.extend_from_slice(&raw);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let kid = info
+        .keyid
+        .map(|k| format!(",\"kid\":{}", serde_json::Value::String(k)))
+        .unwrap_or_default();
+    println!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----");
+    println!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}"{kid}}}"#);
+    Ok(0)
+}
+
+fn explain(mut client: Client, a: ExplainArgs) -> Result<u8, Failure> {
+    let Parts {
+        method,
+        headers,
+        body,
+    } = curl_parts(a.method, &a.headers, a.data.as_deref())?;
+    // The digest a signing credential would add needs the whole body.
+    let body = match body {
+        Some(Body::Inline(b)) => Some(b),
+        Some(Body::Stream(r, _)) => {
+            let mut buf = Vec::new();
+            r.take(proto::MAX_BODY as u64 + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| Failure::usage(format!("cannot read the body: {e}")))?;
+            if buf.len() > proto::MAX_BODY {
+                return Err(Failure::usage("explain reads bodies of at most 64 MiB"));
+            }
+            Some(buf)
+        }
+        None => None,
+    };
+    let job = JobRequest {
+        credential: a.name,
+        method,
+        url: a.url,
+        headers,
+        body,
+        follow_redirects: false,
+        timeout_ms: None,
+    };
+    let Response::Explain(e) = client.call(&Request::Explain(job))? else {
+        return Err(unexpected());
+    };
+    if a.json {
+        let v = json!({
+            "allowed": e.refused.is_none(),
+            "method": e.method,
+            "url": e.url,
+            "refused": e.refused,
+            "adds": e.adds,
+        });
+        println!("{v}");
+    } else {
+        println!("{} {}", e.method, e.url);
+        match &e.refused {
+            Some(rule) => println!("refused: {rule}"),
+            None => {
+                println!("allowed: vaultd would send it, adding:");
+                for line in &e.adds {
+                    println!("  {line}");
+                }
+            }
+        }
+    }
+    match e.refused {
+        Some(rule) => {
+            eprintln!("vaultctl: refused: {rule}");
+            Ok(proto::ErrorCode::PolicyRefused.exit_code())
+        }
+        None => Ok(0),
+    }
 }
 
 fn unexpected() -> Failure {

@@ -47,6 +47,20 @@ pub fn token(from_env: Option<&str>, name: &str) -> Result<Secret, Failure> {
     Ok(Secret::from_slice(strip_newline(&buf)))
 }
 
+/// Key material for `add --sign ... --import`: `--from-env VAR`, a no-echo
+/// prompt on a TTY (a typed HMAC secret), or all of stdin byte-exact: a DER
+/// key or raw seed may well end in a 0x0a byte that is not a newline.
+pub fn key_material(from_env: Option<&str>, name: &str) -> Result<Secret, Failure> {
+    if from_env.is_some() || std::io::stdin().is_terminal() {
+        return token(from_env, name);
+    }
+    let buf = read_stdin_bounded()?;
+    if buf.is_empty() {
+        return Err(Failure::usage("no key on stdin"));
+    }
+    Ok(Secret::from_slice(&buf))
+}
+
 /// `n` passphrase lines from stdin (`--passphrase-stdin`).
 pub fn stdin_lines(n: usize) -> Result<Vec<Secret>, Failure> {
     let buf = read_stdin_bounded()?;

@@ -116,6 +116,19 @@ async fn stream_job(
     let max = state.upstream.max_body();
     let limit = state.upstream.limit(&prepared);
     let deadline = Instant::now() + limit;
+    let (mut prepared, mut body_follows) = (prepared, body_follows);
+    if body_follows && matches!(prepared.injection, proto::Injection::Sign { .. }) {
+        // Content-Digest covers the whole body and goes in the headers, so a
+        // signed request's body is gathered (within the frame limit) first.
+        match gather_body(stream, max.min(proto::MAX_BODY)).await {
+            Ok(b) => prepared.body = Some(b),
+            Err(e) => {
+                let _ = write_frame_async(stream, &Response::Error(e)).await;
+                return false;
+            }
+        }
+        body_follows = false;
+    }
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let body = body_follows.then(|| ChannelBody::body(rx));
@@ -238,4 +251,29 @@ async fn stream_job(
     }
     audit.log(state, peer, Ok(status));
     write_frame_async(&mut wr, &Response::End).await.is_ok() && uploaded
+}
+
+/// Reads a streamed request body into memory, refusing more than `max`.
+async fn gather_body(stream: &mut Stream, max: usize) -> Result<Bytes, ErrorReply> {
+    let mut body = Vec::new();
+    loop {
+        match read_frame_async::<_, Request>(stream).await {
+            Ok(Some(Request::Chunk(c))) => {
+                if body.len() + c.len() > max {
+                    return Err(ErrorReply::new(
+                        ErrorCode::TooLarge,
+                        format!("a signed request body is held in memory: at most {max} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&c);
+            }
+            Ok(Some(Request::End)) => return Ok(Bytes::from(body)),
+            _ => {
+                return Err(ErrorReply::new(
+                    ErrorCode::BadRequest,
+                    "client went away mid-upload",
+                ));
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ use reqwest::Method;
 
 use crate::job::http::{Prepared, policy_reply};
 use crate::job::policy::{self, Policy};
+use crate::job::sign;
 use crate::server::Peer;
 use crate::state::{State, check_passphrase_shape, no_such};
 use crate::vault::store::{StoredCredential, now_secs, validate_name};
@@ -43,6 +44,9 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::StreamJob { .. } | Request::Chunk(_) | Request::End => {
             Err(bad("body chunk outside a streamed job"))
         }
+        Request::AddGenerated { name, spec } => add_generated(state, name, spec).await,
+        Request::PublicKey { name } => public_key(state, &name),
+        Request::Explain(job) => explain(state, job),
     };
     result.unwrap_or_else(Response::Error)
 }
@@ -121,20 +125,21 @@ async fn add_keyfile(
 async fn add(
     state: &State,
     name: String,
-    spec: CredentialSpec,
+    mut spec: CredentialSpec,
     value: Secret,
 ) -> Result<Response, ErrorReply> {
     validate_name(&name).map_err(bad)?;
-    let Some(injection) = &spec.injection else {
+    let Some(injection) = spec.injection.take() else {
         return Err(bad(
-            "choose how the token is sent: --preset, --header or --bearer",
+            "choose how the token is sent: --preset, --header, --bearer or --sign",
         ));
     };
-    if let proto::Injection::Header { name } = injection {
+    if let proto::Injection::Header { name } = &injection {
         policy::validate_header_name(name).map_err(policy_reply_bad)?;
     }
+    spec.injection = Some(sign::normalize(injection).map_err(bad)?);
     Policy::from_spec(&spec).map_err(policy_reply_bad)?;
-    policy::validate_token(value.expose()).map_err(policy_reply_bad)?;
+    let value = checked_value(spec.injection.as_ref(), value)?;
     let spec = normalize_spec(spec);
     let log_name = name.clone();
     state
@@ -176,7 +181,6 @@ fn policy_reply_bad(e: policy::PolicyError) -> ErrorReply {
 }
 
 async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, ErrorReply> {
-    policy::validate_token(value.expose()).map_err(policy_reply_bad)?;
     let log_name = name.clone();
     state
         .mutate(move |contents, _, _| {
@@ -184,7 +188,8 @@ async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, 
                 .credentials
                 .get_mut(&name)
                 .ok_or_else(|| no_such(&name))?;
-            cred.value = value;
+            // What a valid value is depends on the credential's kind.
+            cred.value = checked_value(cred.spec.injection.as_ref(), value)?;
             Ok(())
         })
         .await?;
@@ -308,4 +313,64 @@ pub fn prepare_job(
         token: lease.token,
     };
     Ok((prepared, audit))
+}
+
+/// A token must be a valid header value; a signing key must load as a key
+/// of its algorithm (and is stored in normalized form).
+fn checked_value(
+    injection: Option<&proto::Injection>,
+    value: Secret,
+) -> Result<Secret, ErrorReply> {
+    match injection {
+        Some(proto::Injection::Sign { alg, .. }) => sign::import(*alg, value).map_err(bad),
+        _ => {
+            policy::validate_token(value.expose()).map_err(policy_reply_bad)?;
+            Ok(value)
+        }
+    }
+}
+
+/// `add --sign ed25519` without `--import`: the key is born in the daemon.
+async fn add_generated(
+    state: &State,
+    name: String,
+    spec: CredentialSpec,
+) -> Result<Response, ErrorReply> {
+    let Some(proto::Injection::Sign { alg, .. }) = &spec.injection else {
+        return Err(bad(
+            "only a signing credential (--sign) has a generated key",
+        ));
+    };
+    let key = sign::generate(*alg).map_err(bad)?;
+    add(state, name, spec, key).await
+}
+
+/// The Ed25519 public key, to register with the upstream.
+fn public_key(state: &State, name: &str) -> Result<Response, ErrorReply> {
+    let lease = state.lease(name)?;
+    match &lease.injection {
+        proto::Injection::Sign {
+            alg: alg @ proto::SigAlg::Ed25519,
+            keyid,
+            ..
+        } => Ok(Response::PublicKey(proto::PublicKeyInfo {
+            alg: *alg,
+            keyid: keyid.clone(),
+            public_key: sign::public_key(lease.token.expose())
+                .map_err(crate::job::http::sign_reply)?,
+        })),
+        proto::Injection::Sign { .. } => Err(bad(format!(
+            "{name:?} signs with a shared hmac-sha256 secret: it has no public key"
+        ))),
+        _ => Err(bad(format!(
+            "{name:?} is not a signing credential: it has no public key"
+        ))),
+    }
+}
+
+/// The verdict a job would get, without sending it or counting a use. The
+/// lease's copy of the value is never read and is zeroized when dropped.
+fn explain(state: &State, job: JobRequest) -> Result<Response, ErrorReply> {
+    let lease = state.lease(&job.credential)?;
+    crate::job::explain::explain(&lease.policy, &lease.injection, job).map(Response::Explain)
 }

@@ -73,6 +73,23 @@ pub enum Request {
     Chunk(#[serde(with = "crate::codec::bytes")] Vec<u8>),
     /// The end of a streamed request body.
     End,
+    /// Add a signing credential whose key the daemon generates itself, so
+    /// the private key never exists outside it. Only for `SigAlg::Ed25519`:
+    /// an HMAC secret must be shared with the upstream, so it is imported
+    /// with `Add` instead.
+    AddGenerated {
+        name: String,
+        spec: CredentialSpec,
+    },
+    /// The public half of an Ed25519 signing credential, to register with
+    /// the upstream. Never anything secret.
+    PublicKey {
+        name: String,
+    },
+    /// What the daemon would do with this job (policy verdict, headers it
+    /// would add), without sending anything. The same message as `Job` so
+    /// the verdict is computed from exactly what a real job would carry.
+    Explain(JobRequest),
 }
 
 /// What the daemon answers, one variant per kind of result.
@@ -90,6 +107,10 @@ pub enum Response {
     Chunk(#[serde(with = "crate::codec::bytes")] Vec<u8>),
     /// The streamed body is complete.
     End,
+    /// Answer to `Request::PublicKey`.
+    PublicKey(PublicKeyInfo),
+    /// Answer to `Request::Explain`.
+    Explain(Explanation),
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +140,42 @@ pub enum Injection {
     Header { name: String },
     /// `Authorization: Bearer <token>`, e.g. Access Protocol's JWT.
     Bearer,
+    /// No token is sent at all: each request is signed per RFC 9421 (HTTP
+    /// Message Signatures) with the credential's key, which is its stored
+    /// value. A captured request then reveals nothing reusable elsewhere.
+    Sign {
+        alg: SigAlg,
+        /// The `keyid` signature parameter, telling the upstream which key
+        /// to verify with.
+        keyid: Option<String>,
+        /// Adds an `expires` parameter this many seconds after `created`,
+        /// bounding how long a captured signature could be replayed.
+        ttl_secs: Option<u64>,
+        /// Covered components in order (`"@method"`, `"content-type"`...).
+        /// Empty means the default set: `@method`, `@target-uri`, plus
+        /// `content-digest` with a body and `content-type` when present.
+        components: Vec<String>,
+    },
+}
+
+/// A signature algorithm from the RFC 9421 registry that the daemon
+/// implements with `ring`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigAlg {
+    /// `hmac-sha256`: a secret shared with the upstream.
+    HmacSha256,
+    /// `ed25519`: the upstream holds only the public key.
+    Ed25519,
+}
+
+impl SigAlg {
+    /// The `alg` parameter value as RFC 9421 registers it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigAlg::HmacSha256 => "hmac-sha256",
+            SigAlg::Ed25519 => "ed25519",
+        }
+    }
 }
 
 /// A credential's policy: where and how its token may be used.
@@ -180,4 +237,30 @@ pub struct JobResponse {
     pub body: Vec<u8>,
     /// The URL that produced this response (differs after redirects).
     pub url: String,
+}
+
+/// The public key of a signing credential (`vaultctl pubkey`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyInfo {
+    pub alg: SigAlg,
+    pub keyid: Option<String>,
+    /// The raw key: 32 bytes for Ed25519 (RFC 8032 `A`). The client wraps it
+    /// in PEM and JWK, which needs no crypto.
+    #[serde(with = "crate::codec::bytes")]
+    pub public_key: Vec<u8>,
+}
+
+/// The daemon's verdict on a job it was asked to explain (`vaultctl explain`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub method: String,
+    /// The URL as it would be sent (normalized), or as given when it was
+    /// refused before it could be normalized.
+    pub url: String,
+    /// The rule that refuses the job, one line; `None` when it would be sent.
+    pub refused: Option<String>,
+    /// What the daemon would add to the request, one `Name: description`
+    /// line per header. Descriptions name what the value is made of, never
+    /// the value of a secret.
+    pub adds: Vec<String>,
 }

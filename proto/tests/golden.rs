@@ -128,6 +128,40 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             ))),
         ),
         (
+            "add_sign",
+            e(&Request::Add {
+                name: "s".into(),
+                spec: sign_spec(),
+                value: s(b"k"),
+            }),
+        ),
+        (
+            "add_generated",
+            e(&Request::AddGenerated {
+                name: "s".into(),
+                spec: sign_spec(),
+            }),
+        ),
+        ("pubkey", e(&Request::PublicKey { name: "s".into() })),
+        ("explain", e(&Request::Explain(explain_job()))),
+        (
+            "resp_pubkey",
+            e(&Response::PublicKey(PublicKeyInfo {
+                alg: SigAlg::Ed25519,
+                keyid: Some("k".into()),
+                public_key: vec![1, 2],
+            })),
+        ),
+        (
+            "resp_explain",
+            e(&Response::Explain(Explanation {
+                method: "GET".into(),
+                url: "https://a/".into(),
+                refused: None,
+                adds: vec!["Signature: x".into()],
+            })),
+        ),
+        (
             "stream_job",
             e(&Request::StreamJob {
                 job,
@@ -140,6 +174,31 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("resp_chunk", e(&Response::Chunk(vec![1, 2, 3]))),
         ("resp_end", e(&Response::End)),
     ]
+}
+
+fn sign_spec() -> CredentialSpec {
+    CredentialSpec {
+        injection: Some(Injection::Sign {
+            alg: SigAlg::HmacSha256,
+            keyid: Some("k".into()),
+            ttl_secs: Some(60),
+            components: vec!["@method".into()],
+        }),
+        origins: vec!["https://a".into()],
+        ..CredentialSpec::default()
+    }
+}
+
+fn explain_job() -> JobRequest {
+    JobRequest {
+        credential: "s".into(),
+        method: "GET".into(),
+        url: "https://a/".into(),
+        headers: vec![],
+        body: None,
+        follow_redirects: false,
+        timeout_ms: None,
+    }
 }
 
 /// Lets one table hold values of different types.
@@ -188,6 +247,21 @@ const GOLDEN: &[(&str, &str)] = &[
         "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
     ),
     ("resp_error", "0404026e6f"),
+    (
+        "add_sign",
+        "06017301020001016b013c0107406d6574686f64010968747470733a2f2f61000000016b",
+    ),
+    (
+        "add_generated",
+        "0f017301020001016b013c0107406d6574686f64010968747470733a2f2f61000000",
+    ),
+    ("pubkey", "100173"),
+    ("explain", "110173034745540a68747470733a2f2f612f00000000"),
+    ("resp_pubkey", "080101016b020102"),
+    (
+        "resp_explain",
+        "09034745540a68747470733a2f2f612f00010c5369676e61747572653a2078",
+    ),
     (
         "stream_job",
         "0c016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc0501",

@@ -16,6 +16,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
+use crate::sigverify::VerifyKey;
+
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -43,6 +45,8 @@ pub struct Upstream {
     log: Arc<Mutex<Vec<Recorded>>>,
     /// Bytes `/source` has produced so far (to see a cancelled download stop).
     pub produced: Arc<std::sync::atomic::AtomicU64>,
+    /// The key `/verify` checks RFC 9421 signatures with.
+    verify_key: Arc<Mutex<Option<VerifyKey>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -89,6 +93,8 @@ impl Upstream {
         let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let produced: Arc<std::sync::atomic::AtomicU64> = Arc::default();
         let produced2 = produced.clone();
+        let verify_key: Arc<Mutex<Option<VerifyKey>>> = Arc::default();
+        let verify_key2 = verify_key.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let is_tls = tls.is_some();
@@ -115,10 +121,11 @@ impl Upstream {
                         let _ = tcp.set_nodelay(true);
                         let log = log2.clone();
                         let produced = produced2.clone();
+                        let key = verify_key2.clone();
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
                             let svc = hyper::service::service_fn(move |req| {
-                                handle(req, log.clone(), produced.clone())
+                                handle(req, log.clone(), produced.clone(), key.clone(), is_tls)
                             });
                             let builder = auto::Builder::new(TokioExecutor::new());
                             match acceptor {
@@ -148,6 +155,7 @@ impl Upstream {
             ca_pem: None,
             log,
             produced,
+            verify_key,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -169,6 +177,11 @@ impl Upstream {
     /// Writes the CA to `path` (for `extra_ca`).
     pub fn write_ca(&self, path: &Path) {
         std::fs::write(path, self.ca_pem.as_ref().expect("TLS upstream")).expect("write CA");
+    }
+
+    /// Sets the key `/verify` and `/verify-tampered` check signatures with.
+    pub fn set_verify_key(&self, key: VerifyKey) {
+        *self.verify_key.lock().expect("key") = Some(key);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -246,6 +259,8 @@ async fn handle(
     req: Request<Incoming>,
     log: Arc<Mutex<Vec<Recorded>>>,
     produced: Arc<std::sync::atomic::AtomicU64>,
+    verify_key: Arc<Mutex<Option<VerifyKey>>>,
+    tls: bool,
 ) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
     if req.uri().path() == "/sink" {
@@ -368,6 +383,29 @@ async fn handle(
                 .header("location", to)
                 .body(Full::new(Bytes::from_static(b"redirecting")).boxed())
                 .expect("response")
+        }
+        // RFC 9421: 200 when the signature verifies, 401 naming the failed
+        // check otherwise. `-tampered` alters one body byte first, as a
+        // man in the middle would.
+        "/verify" | "/verify-tampered" => {
+            let key = verify_key.lock().expect("key").clone();
+            let mut seen = rec.clone();
+            if path == "/verify-tampered" {
+                match seen.body.first_mut() {
+                    Some(b) => *b ^= 0x20,
+                    None => seen.body.push(b'x'),
+                }
+            }
+            let scheme = if tls { "https" } else { "http" };
+            match key.map(|k| crate::sigverify::verify(&seen, scheme, &k)) {
+                Some(Ok(v)) => reply(
+                    200,
+                    "text/plain",
+                    format!("verified: {}", v.components.join(" ")),
+                ),
+                Some(Err(e)) => reply(401, "text/plain", format!("signature rejected: {e}")),
+                None => reply(500, "text/plain", "no verify key set"),
+            }
         }
         p if p.starts_with("/status/") => {
             let code: u16 = p["/status/".len()..].parse().unwrap_or(500);

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::policy::{Origin, Policy};
 use super::redact::Redactor;
+use super::sign;
 use crate::config::Config;
 
 /// Redirect hops followed with `-L` before giving up (curl's default is 50;
@@ -123,14 +124,36 @@ impl Upstream {
         } = job;
         let header_map = build_headers(&headers, &injection, &token)?;
         let redactor = Redactor::new(token.expose());
-        drop(token);
+        // A signing key is needed again at every hop; any other token is
+        // already in the (sensitive) header and dropped here.
+        let signing = sign::Config::of(&injection).map(|cfg| (cfg, token));
+        if signing.is_some() && streamed.is_some() {
+            return Err(ErrorReply::new(
+                ErrorCode::Internal,
+                "a signed request needs its whole body before sending",
+            ));
+        }
         let mut stream_sent = false;
         let mut hops = 0;
         loop {
+            let mut hop_headers = header_map.clone();
+            if let Some((cfg, key)) = &signing {
+                // Each hop is signed for its own method, URL and body.
+                sign::prepare(
+                    cfg,
+                    method.as_str(),
+                    &url,
+                    &mut hop_headers,
+                    body.as_deref(),
+                    crate::vault::store::now_secs(),
+                )
+                .and_then(|p| p.sign(key.expose(), &mut hop_headers))
+                .map_err(sign_reply)?;
+            }
             let mut req = self
                 .client
                 .request(method.clone(), url.clone())
-                .headers(header_map.clone());
+                .headers(hop_headers);
             if let Some(b) = &body {
                 req = req.body(b.clone());
             } else if let Some(s) = streamed.take() {
@@ -278,7 +301,8 @@ fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobR
 }
 
 /// The client's headers plus the credential, which is marked sensitive so
-/// hyper's HPACK never indexes it and `Debug` never shows it.
+/// hyper's HPACK never indexes it and `Debug` never shows it. A signing
+/// credential adds nothing here: its headers depend on each hop.
 fn build_headers(
     headers: &[Header],
     injection: &Injection,
@@ -313,6 +337,8 @@ fn build_headers(
             })?;
             (n, Zeroizing::new(token.expose().to_vec()))
         }
+        // Signed per hop in `exchange`; the key itself is never a header.
+        Injection::Sign { .. } => return Ok(map),
     };
     let mut value = HeaderValue::from_bytes(&raw).map_err(|_| {
         ErrorReply::new(
@@ -358,6 +384,16 @@ fn too_large(max: usize) -> ErrorReply {
         ErrorCode::TooLarge,
         format!("response body exceeds max_body ({} bytes)", max),
     )
+}
+
+/// A request that cannot be signed as its credential requires is refused
+/// (nothing was sent); an unusable stored key is the daemon's problem.
+pub fn sign_reply(e: sign::SignError) -> ErrorReply {
+    let code = match e {
+        sign::SignError::Missing { .. } => ErrorCode::PolicyRefused,
+        sign::SignError::Key => ErrorCode::Internal,
+    };
+    ErrorReply::new(code, e.to_string())
 }
 
 pub fn policy_reply(e: super::policy::PolicyError) -> ErrorReply {

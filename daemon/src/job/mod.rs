@@ -1,6 +1,8 @@
 //! Request jobs: policy check, credential injection, the HTTP exchange and
 //! redaction of the response.
 
+pub mod explain;
 pub mod http;
 pub mod policy;
 pub mod redact;
+pub mod sign;

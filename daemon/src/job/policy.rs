@@ -282,9 +282,10 @@ impl Policy {
     /// values must not contain CR, LF or NUL (nor other control bytes but
     /// tab, which no header value may hold); refuse (case-insensitive) the
     /// injected header name (Injection::Header{name}), "authorization" when
-    /// Injection::Bearer, and always "host", "proxy-authorization",
-    /// "content-length", "transfer-encoding", "connection". Messages name
-    /// the header, never its value.
+    /// Injection::Bearer, "signature", "signature-input" and
+    /// "content-digest" when Injection::Sign, and always "host",
+    /// "proxy-authorization", "content-length", "transfer-encoding",
+    /// "connection". Messages name the header, never its value.
     pub fn check_headers(injection: &Injection, headers: &[Header]) -> Result<(), PolicyError> {
         for h in headers {
             let name = h.name.as_str();
@@ -578,6 +579,15 @@ fn forbidden_header(injection: &Injection, name: &str) -> Option<&'static str> {
         }
         Injection::Bearer if name.eq_ignore_ascii_case("authorization") => {
             return Some("the credential injects it");
+        }
+        // A client-made signature or digest would travel beside (or instead
+        // of) the daemon's and could vouch for a body the key never signed.
+        Injection::Sign { .. }
+            if super::sign::SIGNING_HEADERS
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h)) =>
+        {
+            return Some("the daemon signs the request and sets it");
         }
         _ => {}
     }
@@ -1196,6 +1206,19 @@ mod tests {
         for name in ["Authorization", "authorization"] {
             assert!(Policy::check_headers(&bearer, &[h(name, b"Bearer x")]).is_err());
         }
+        // A signing credential owns its signature and digest headers.
+        let sign = Injection::Sign {
+            alg: proto::SigAlg::Ed25519,
+            keyid: None,
+            ttl_secs: None,
+            components: vec![],
+        };
+        for name in ["Signature", "signature-input", "Content-Digest"] {
+            let e = Policy::check_headers(&sign, &[h(name, b"sig1=:x:")]).unwrap_err();
+            assert!(matches!(e, PolicyError::ForbiddenHeader { .. }), "{e:?}");
+            assert!(Policy::check_headers(&access, &[h(name, b"x")]).is_ok());
+        }
+        Policy::check_headers(&sign, &[h("Authorization", b"Basic eA==")]).unwrap();
         // A forbidden header anywhere in the list refuses the lot.
         let mixed = [h("Accept", b"*/*"), h("Host", b"evil.com")];
         assert!(Policy::check_headers(&access, &mixed).is_err());
