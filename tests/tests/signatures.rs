@@ -80,6 +80,30 @@ fn ed25519_generated_key_signs_every_request_and_hop() {
         posted.header("content-digest").as_deref(),
         Some("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:")
     );
+    // The same body from a file (streamed by vaultctl, gathered by the
+    // daemon for the digest) signs identically.
+    let file = d.path("body.json");
+    std::fs::write(&file, r#"{"hello": "world"}"#).unwrap();
+    let out = d
+        .ctl(&[
+            "request",
+            "ed",
+            &up.url("/verify"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &format!("@{}", file.display()),
+            "-f",
+        ])
+        .ok();
+    assert_eq!(
+        out.text(),
+        "verified: @method @target-uri content-digest content-type"
+    );
+    assert_eq!(
+        up.requests().pop().unwrap().header("content-digest"),
+        posted.header("content-digest")
+    );
     let v = sigverify::verify(&posted, "http", &key).unwrap();
     assert_eq!(v.keyid.as_deref(), Some("client-1"));
     assert_eq!(v.alg.as_deref(), Some("ed25519"));
