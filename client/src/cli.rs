@@ -87,6 +87,11 @@ pub enum Command {
         after_help = "Example:\n  vaultctl request microreact https://microreact.org/api/projects/create -d @project.json"
     )]
     Request(RequestArgs),
+    /// Write an encrypted copy of the vault to FILE (0600; never overwrites).
+    #[command(
+        after_help = "The copy is the vault file itself, still encrypted: restore it by stopping\nvaultd, copying it to the vault path and unlocking with the passphrase that\nwas valid when the backup was made (see docs/backup.md).\n\nExample:\n  vaultctl backup ~/vault-$(date +%F).bak"
+    )]
+    Backup { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -38,6 +38,7 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::List => state.list().map(Response::List),
         Request::AddKeyfile { passphrase, key } => add_keyfile(state, passphrase, key).await,
         Request::Job(job) => run_job(state, peer, job).await,
+        Request::Backup => backup(state, peer).await,
     };
     result.unwrap_or_else(Response::Error)
 }
@@ -200,6 +201,16 @@ async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
         .await?;
     tracing::info!("credential {log_name:?} removed");
     Ok(Response::Done)
+}
+
+async fn backup(state: &State, peer: &Peer) -> Result<Response, ErrorReply> {
+    let sealed = state.backup().await?;
+    tracing::info!(
+        "backup of the vault ({} bytes) sent to pid {}",
+        sealed.len(),
+        peer.pid_str()
+    );
+    Ok(Response::Backup { sealed })
 }
 
 async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response, ErrorReply> {

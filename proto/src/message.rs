@@ -60,6 +60,9 @@ pub enum Request {
     },
     /// Perform an HTTP request with a credential attached.
     Job(JobRequest),
+    /// The vault file as it is on disk (still encrypted), for `vaultctl
+    /// backup`. Needs no key: it works while the vault is locked.
+    Backup,
 }
 
 /// What the daemon answers, one variant per kind of result.
@@ -71,6 +74,12 @@ pub enum Response {
     List(Vec<CredentialInfo>),
     Job(JobResponse),
     Error(ErrorReply),
+    /// Answer to `Backup`: the sealed vault file, byte for byte as on disk
+    /// at one moment between two saves (same format, restorable by copying).
+    Backup {
+        #[serde(with = "crate::codec::bytes")]
+        sealed: Vec<u8>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -47,9 +47,22 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("hello", e(&Hello { version: 1 })),
         ("status", e(&Request::Status)),
-        ("init", e(&Request::Init { passphrase: s(b"pw") })),
-        ("unlock", e(&Request::Unlock { passphrase: s(b"pw") })),
-        ("unlock_keyfile", e(&Request::UnlockKeyfile { key: s(b"k") })),
+        (
+            "init",
+            e(&Request::Init {
+                passphrase: s(b"pw"),
+            }),
+        ),
+        (
+            "unlock",
+            e(&Request::Unlock {
+                passphrase: s(b"pw"),
+            }),
+        ),
+        (
+            "unlock_keyfile",
+            e(&Request::UnlockKeyfile { key: s(b"k") }),
+        ),
         ("lock", e(&Request::Lock)),
         (
             "passwd",
@@ -83,6 +96,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         ("job", e(&Request::Job(job))),
+        ("backup", e(&Request::Backup)),
         (
             "resp_status",
             e(&Response::Status(StatusInfo {
@@ -109,7 +123,16 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("resp_job", e(&Response::Job(resp))),
         (
             "resp_error",
-            e(&Response::Error(ErrorReply::new(ErrorCode::PolicyRefused, "no"))),
+            e(&Response::Error(ErrorReply::new(
+                ErrorCode::PolicyRefused,
+                "no",
+            ))),
+        ),
+        (
+            "resp_backup",
+            e(&Response::Backup {
+                sealed: vec![0x54, 0x4b, 0x00, 0xff],
+            }),
         ),
     ]
 }
@@ -137,17 +160,31 @@ const GOLDEN: &[(&str, &str)] = &[
     ("unlock_keyfile", "03016b"),
     ("lock", "04"),
     ("passwd", "0501610162"),
-    ("add", "06016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690174"),
+    (
+        "add",
+        "06016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690174",
+    ),
     ("rotate", "07016d0174"),
     ("remove", "08016d"),
     ("list", "09"),
     ("add_keyfile", "0a0170016b"),
-    ("job", "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05"),
+    (
+        "job",
+        "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05",
+    ),
+    ("backup", "0c"),
     ("resp_status", "0005302e312e30010201023c2a022f76"),
     ("resp_done", "01"),
-    ("resp_list", "0201016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069010003"),
-    ("resp_job", "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f"),
+    (
+        "resp_list",
+        "0201016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069010003",
+    ),
+    (
+        "resp_job",
+        "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
+    ),
     ("resp_error", "0404026e6f"),
+    ("resp_backup", "0504544b00ff"),
 ];
 
 #[test]
@@ -159,7 +196,11 @@ fn encodings_are_pinned() {
         }
         return;
     }
-    assert_eq!(got.len(), GOLDEN.len(), "every message needs a golden entry");
+    assert_eq!(
+        got.len(),
+        GOLDEN.len(),
+        "every message needs a golden entry"
+    );
     for ((name, bytes), (gname, ghex)) in got.iter().zip(GOLDEN) {
         assert_eq!(name, gname);
         assert_eq!(&hex(bytes), ghex, "encoding of {name} changed");

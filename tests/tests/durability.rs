@@ -3,11 +3,16 @@
 //! when the disk says no.
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{Daemon, bin};
+use harness::{Daemon, Upstream, bin, canary, count};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
 
 /// A daemon with an initialized, unlocked vault; `extra` goes into config.toml.
 fn ready(extra: &str) -> Daemon {
@@ -79,7 +84,7 @@ fn vault_lock_survives_saves_and_is_released_by_kill_9() {
     // and must still hold afterwards.
     d.add(
         "m",
-        &harness::canary("t"),
+        &canary("t"),
         &["--bearer", "--origin", "https://example.org"],
     )
     .ok();
@@ -91,4 +96,105 @@ fn vault_lock_survives_saves_and_is_released_by_kill_9() {
     d.spawn();
     d.unlock().ok();
     d.ctl(&["list"]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// Backup and restore (docs/backup.md)
+
+#[test]
+fn backup_restores_into_a_fresh_daemon_and_its_token_works() {
+    let up = Upstream::plain();
+    let d = ready("");
+    let t1 = canary("backed-up");
+    let t2 = canary("after-backup");
+    d.add("m", &t1, &["--bearer", "--origin", &up.origin()])
+        .ok();
+    d.add(
+        "gone",
+        &canary("g"),
+        &["--bearer", "--origin", &up.origin()],
+    )
+    .ok();
+
+    let file = d.path("vault.bak");
+    let file_s = file.to_str().unwrap();
+    let out = d.ctl(&["backup", file_s]).ok();
+    assert!(out.stderr.contains(file_s), "{}", out.stderr);
+    let backup = std::fs::read(&file).unwrap();
+    assert_eq!(
+        backup,
+        std::fs::read(&d.vault).unwrap(),
+        "same bytes, same format"
+    );
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(count(&backup, t1.as_bytes()), 0, "backup is encrypted");
+
+    // Never overwrites, and leaves the existing file alone.
+    let out = d.ctl(&["backup", file_s]).code(1);
+    assert!(out.stderr.contains(file_s), "{}", out.stderr);
+    assert!(out.stderr.contains("File exists"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), backup);
+
+    // Works while locked (no key needed for ciphertext).
+    d.ctl(&["lock"]).ok();
+    let locked_copy = d.path("locked.bak");
+    d.ctl(&["backup", locked_copy.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read(&locked_copy).unwrap(), backup);
+    d.unlock().ok();
+
+    // Unlocked, the daemon checks the contents before handing them out.
+    let good = std::fs::read(&d.vault).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() - 20;
+    bad[mid] ^= 0x01;
+    std::fs::write(&d.vault, &bad).unwrap();
+    let damaged = d.path("damaged.bak");
+    let out = d.ctl(&["backup", damaged.to_str().unwrap()]).code(1);
+    assert!(out.stderr.contains("modified or damaged"), "{}", out.stderr);
+    assert!(!damaged.exists());
+    std::fs::write(&d.vault, &good).unwrap();
+
+    // Later changes are not in the backup.
+    d.ctl_in(&["rotate", "m"], Some(format!("{t2}\n").as_bytes()))
+        .ok();
+    d.ctl(&["remove", "gone"]).ok();
+    d.add("new", &canary("n"), &["--bearer", "--origin", &up.origin()])
+        .ok();
+
+    // Restore as docs/backup.md says: stop, copy, start, unlock.
+    let mut fresh = Daemon::start("");
+    fresh.kill();
+    std::fs::create_dir_all(fresh.vault.parent().unwrap()).unwrap();
+    std::fs::copy(&file, &fresh.vault).unwrap();
+    fresh.spawn();
+    fresh.unlock().ok();
+    let list = fresh.ctl(&["list"]).ok().text();
+    assert!(list.contains("gone") && !list.contains("new"), "{list}");
+    fresh.ctl(&["request", "m", &up.url("/echo?restored")]).ok();
+    let seen = up
+        .requests()
+        .into_iter()
+        .find(|r| r.target == "/echo?restored")
+        .unwrap();
+    assert_eq!(seen.header("authorization"), Some(format!("Bearer {t1}")));
+}
+
+#[test]
+fn backup_without_a_vault_or_daemon_is_a_clear_error() {
+    let d = Daemon::start("");
+    let file = d.path("b");
+    let out = d.ctl(&["backup", file.to_str().unwrap()]).code(1);
+    assert!(out.stderr.contains("nothing to back up"), "{}", out.stderr);
+    assert!(!file.exists());
+    let out = harness::daemon::run(
+        Command::new(bin("vaultctl"))
+            .arg("--socket")
+            .arg(d.path("nope.sock"))
+            .arg("backup")
+            .arg(&file),
+        None,
+    )
+    .code(2);
+    assert!(out.stderr.contains("nope.sock"), "{}", out.stderr);
+    assert!(!file.exists());
 }
