@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{Daemon, Upstream, bin, canary, count};
+use harness::{Daemon, Out, Upstream, bin, canary, count};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
@@ -96,6 +96,106 @@ fn vault_lock_survives_saves_and_is_released_by_kill_9() {
     d.spawn();
     d.unlock().ok();
     d.ctl(&["list"]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// Format fixtures (tests/fixtures/README.md)
+
+const FIXTURE_PASSPHRASE: &str = "tokenvault fixture passphrase v1";
+const FIXTURE_TOKEN: &str = "fixture-token-v1-7f3c9a1e5b2d4c6a";
+/// The origin the fixture's credential is bound to.
+const FIXTURE_ADDR: &str = "127.45.67.89:18089";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A fresh daemon whose vault file is a copy of fixture `name`.
+fn daemon_with_fixture(name: &str) -> (Daemon, Vec<u8>) {
+    let d = Daemon::start("");
+    let bytes = fixture(name);
+    std::fs::create_dir_all(d.vault.parent().unwrap()).unwrap();
+    std::fs::write(&d.vault, &bytes).unwrap();
+    std::fs::set_permissions(&d.vault, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (d, bytes)
+}
+
+fn unlock_fixture(d: &Daemon) -> Out {
+    d.ctl_in(
+        &["unlock", "--passphrase-stdin"],
+        Some(format!("{FIXTURE_PASSPHRASE}\n").as_bytes()),
+    )
+}
+
+#[test]
+fn fixture_valid_v1_opens_and_its_credential_works() {
+    let up = Upstream::plain_at(FIXTURE_ADDR);
+    let (d, bytes) = daemon_with_fixture("valid-v1.vault");
+    assert!(d.ctl(&["status"]).ok().text().contains("locked"));
+    unlock_fixture(&d).ok();
+    let list = d.ctl(&["list", "--json"]).ok().text();
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v[0]["name"], "fixture", "{list}");
+    assert_eq!(v[0]["injection"], "bearer", "{list}");
+    assert_eq!(v[0]["origins"][0], "http://127.45.67.89:18089", "{list}");
+    assert_eq!(v[0]["created"], 1_795_000_000u64, "{list}");
+
+    let out = d.ctl(&["request", "fixture", &up.url("/user"), "-f"]).ok();
+    assert_eq!(out.text(), r#"{"id":"u1","name":"Ada"}"#);
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {FIXTURE_TOKEN}"))
+    );
+    // Opening and using it wrote nothing; the committed fixture is untouched.
+    assert_eq!(std::fs::read(&d.vault).unwrap(), bytes);
+    assert_eq!(fixture("valid-v1.vault"), bytes);
+}
+
+#[test]
+fn fixture_broken_files_are_refused_and_never_overwritten() {
+    for (name, expected) in [
+        ("truncated.vault", "vault file is truncated"),
+        (
+            "wrong-magic.vault",
+            "not a tokenvault vault file (bad magic)",
+        ),
+        ("flipped-tag.vault", "the file was modified or damaged"),
+        ("future-version.vault", "created by a newer tokenvault"),
+    ] {
+        let (d, bytes) = daemon_with_fixture(name);
+        let out = unlock_fixture(&d).code(1);
+        assert!(
+            out.stderr.starts_with("vaultctl: ") && out.stderr.contains(expected),
+            "{name}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+        // Nothing gets to write over it.
+        d.ctl_in(&["init", "--passphrase-stdin"], Some(b"new passphrase\n"))
+            .code(1);
+        d.add("x", "t", &["--bearer", "--origin", "https://example.org"])
+            .code(3);
+        let backup = d.path("backup");
+        let out = d.ctl(&["backup", backup.to_str().unwrap()]);
+        if name == "flipped-tag.vault" {
+            // The header is intact and, locked, the daemon has no key to
+            // check the contents: it copies the file as `cp` would.
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            assert_eq!(std::fs::read(&backup).unwrap(), bytes);
+        } else {
+            let out = out.code(1);
+            assert!(out.stderr.contains(expected), "{name}: {}", out.stderr);
+            assert!(!backup.exists(), "{name}: a refused backup left a file");
+        }
+        assert_eq!(std::fs::read(&d.vault).unwrap(), bytes, "{name} rewritten");
+        assert_eq!(fixture(name), bytes, "committed {name} changed");
+        assert!(!d.log().contains("panicked"), "{}", d.log());
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 
 pub mod crypto;
 pub mod file;
+#[cfg(test)]
+mod fixtures;
 pub mod format;
 pub mod lock;
 pub mod store;
