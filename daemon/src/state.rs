@@ -267,7 +267,22 @@ impl State {
         tokio::task::spawn_blocking(move || vault::write_atomic(&path, &sealed))
             .await
             .map_err(internal)?
-            .map_err(vault_reply)
+            .map_err(|e| {
+                // Only a failed directory fsync comes after the rename.
+                let replaced = matches!(
+                    &e,
+                    VaultError::Io {
+                        op: "sync directory",
+                        ..
+                    }
+                );
+                let mut reply = vault_reply(e);
+                if !replaced {
+                    reply.message.push_str("; the vault was not changed");
+                }
+                tracing::warn!("saving the vault failed: {}", reply.message);
+                reply
+            })
     }
 
     /// Applies `change` to a copy of the contents (and optionally the key

@@ -2,9 +2,9 @@
 //! nothing half-written is ever read, one daemon per vault, clear errors
 //! when the disk says no.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -297,4 +297,235 @@ fn backup_without_a_vault_or_daemon_is_a_clear_error() {
     .code(2);
     assert!(out.stderr.contains("nope.sock"), "{}", out.stderr);
     assert!(!file.exists());
+}
+
+// ---------------------------------------------------------------------------
+// Disk trouble: a failed save changes nothing, in memory or on disk
+
+/// A small tmpfs mounted (as root) on `path`, unmounted (lazily, so a
+/// daemon still holding a file there cannot block it) on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(path)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs(path.to_owned()))
+    }
+
+    fn remount(&self, opt: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,{opt}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount {opt} failed");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn skip(test: &str, why: &str) {
+    eprintln!("skipping {test}: {why}");
+}
+
+/// An unlocked daemon holding credential `keep` (value returned), bound to
+/// `up`, whose vault lives on a fresh tmpfs of `size`.
+fn daemon_on_tmpfs(test: &str, up: &Upstream, size: &str) -> Option<(Daemon, Tmpfs, String)> {
+    if !harness::is_root() {
+        skip(test, "needs root to mount a tmpfs");
+        return None;
+    }
+    let mut d = ready("");
+    let keep = canary("keep");
+    d.add(
+        "keep",
+        &keep,
+        &["--header", "X-Token", "--origin", &up.origin()],
+    )
+    .ok();
+    d.kill();
+    let vault = std::fs::read(&d.vault).unwrap();
+    let mnt = match Tmpfs::mount(d.vault.parent().unwrap(), size) {
+        Ok(m) => m,
+        Err(e) => {
+            skip(test, &format!("cannot mount a tmpfs: {e}"));
+            return None;
+        }
+    };
+    std::fs::write(&d.vault, &vault).unwrap();
+    std::fs::set_permissions(&d.vault, std::fs::Permissions::from_mode(0o600)).unwrap();
+    d.spawn();
+    d.unlock().ok();
+    Some((d, mnt, keep))
+}
+
+/// The value credential `name` sends.
+fn token_sent(d: &Daemon, up: &Upstream, name: &str, tag: &str) -> String {
+    let target = format!("/echo?{tag}");
+    d.ctl(&["request", name, &up.url(&target)]).ok();
+    let r = up
+        .requests()
+        .into_iter()
+        .find(|r| r.target == target)
+        .unwrap();
+    r.header("x-token").unwrap()
+}
+
+/// While saves fail: add, rotate and remove each fail with one line that
+/// names the file and the OS error; nothing changes in memory (list, the
+/// value used) or on disk (same bytes, no tmp file left).
+fn check_saves_refused(d: &Daemon, up: &Upstream, keep: &str, os_error: &str) {
+    let before = std::fs::read(&d.vault).unwrap();
+    let tmp = d.vault.with_file_name("vault.tmp");
+    let tmp_s = tmp.display().to_string();
+    let attempts = [
+        d.add(
+            "new",
+            &canary("n"),
+            &["--header", "X-Token", "--origin", &up.origin()],
+        ),
+        d.ctl_in(
+            &["rotate", "keep"],
+            Some(format!("{}\n", canary("r")).as_bytes()),
+        ),
+        d.ctl(&["remove", "keep"]),
+    ];
+    for out in attempts {
+        let out = out.code(1);
+        assert!(out.stderr.starts_with("vaultctl: "), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&tmp_s),
+            "names the file: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(os_error),
+            "names the error: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("not changed"), "{}", out.stderr);
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+    }
+    let list = d.ctl(&["list"]).ok().text();
+    assert!(list.contains("keep") && !list.contains("new"), "{list}");
+    assert_eq!(token_sent(d, up, "keep", "during"), keep);
+    assert_eq!(std::fs::read(&d.vault).unwrap(), before, "vault rewritten");
+    assert!(!tmp.exists(), "{tmp_s} left behind");
+}
+
+/// After trouble: the untouched file still unlocks in a new daemon and
+/// holds exactly the acknowledged state.
+fn check_still_unlocks(d: &mut Daemon, up: &Upstream, keep: &str, via: &[&str]) {
+    d.kill();
+    d.spawn_via(via);
+    d.unlock().ok();
+    let list = d.ctl(&["list"]).ok().text();
+    assert!(list.contains("keep") && !list.contains("new"), "{list}");
+    assert_eq!(token_sent(d, up, "keep", "restarted"), keep);
+}
+
+/// Once the disk is fine again, saves work and the failed change stays gone.
+fn check_recovers(d: &Daemon, up: &Upstream) {
+    d.add(
+        "later",
+        &canary("l"),
+        &["--header", "X-Token", "--origin", &up.origin()],
+    )
+    .ok();
+    let list = d.ctl(&["list"]).ok().text();
+    assert!(list.contains("keep") && list.contains("later"), "{list}");
+    assert!(!list.contains("new"), "{list}");
+}
+
+#[test]
+fn failed_save_on_a_full_disk_changes_nothing() {
+    let test = "failed_save_on_a_full_disk_changes_nothing";
+    let up = Upstream::plain();
+    let Some((mut d, _mnt, keep)) = daemon_on_tmpfs(test, &up, "128k") else {
+        return;
+    };
+    let filler = d.vault.with_file_name("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = [0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    check_saves_refused(&d, &up, &keep, "No space left on device (os error 28)");
+    check_still_unlocks(&mut d, &up, &keep, &[]);
+    std::fs::remove_file(&filler).unwrap();
+    check_recovers(&d, &up);
+}
+
+#[test]
+fn failed_save_on_a_read_only_filesystem_changes_nothing() {
+    let test = "failed_save_on_a_read_only_filesystem_changes_nothing";
+    let up = Upstream::plain();
+    let Some((mut d, mnt, keep)) = daemon_on_tmpfs(test, &up, "1m") else {
+        return;
+    };
+    // The running daemon holds vault.lock open for writing, which blocks a
+    // read-only remount: restart it on the read-only vault. It takes the
+    // lock read-only and serves a vault it cannot change.
+    d.kill();
+    mnt.remount("ro");
+    d.spawn();
+    d.unlock().ok();
+    check_saves_refused(&d, &up, &keep, "Read-only file system (os error 30)");
+    check_still_unlocks(&mut d, &up, &keep, &[]);
+    mnt.remount("rw");
+    check_recovers(&d, &up);
+}
+
+#[test]
+fn failed_save_in_a_read_only_directory_is_permission_denied_and_changes_nothing() {
+    let test = "failed_save_in_a_read_only_directory_is_permission_denied_and_changes_nothing";
+    // Root ignores directory permissions; run vaultd as root without
+    // CAP_DAC_OVERRIDE instead (uid 0 keeps vaultctl's peer check happy).
+    let via: &[&str] = if harness::is_root() {
+        &[
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+        ]
+    } else {
+        &[]
+    };
+    if !via.is_empty() && Command::new("setpriv").arg("--version").output().is_err() {
+        skip(
+            test,
+            "running as root and setpriv (util-linux) is not installed",
+        );
+        return;
+    }
+    let up = Upstream::plain();
+    let mut d = Daemon::start("");
+    d.kill();
+    d.spawn_via(via);
+    d.init();
+    let keep = canary("keep");
+    d.add(
+        "keep",
+        &keep,
+        &["--header", "X-Token", "--origin", &up.origin()],
+    )
+    .ok();
+    let dir = d.vault.parent().unwrap().to_owned();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    check_saves_refused(&d, &up, &keep, "Permission denied (os error 13)");
+    check_still_unlocks(&mut d, &up, &keep, via);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    check_recovers(&d, &up);
 }

@@ -85,17 +85,25 @@ impl VaultLock {
                 .create(dir)
                 .map_err(|e| io_err(dir, "create directory", e))?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            // A symlink planted in place of the lock file must not make us
-            // truncate whatever it points to.
-            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)
-            .map_err(|e| io_err(&path, "open lock file", e))?;
+        // Read-write to record who holds the lock. On a read-only vault
+        // directory (read-only mount, no write permission) an existing lock
+        // file is still lockable read-only: the daemon can serve from a
+        // vault it cannot change, and its saves fail with a clear error.
+        let (mut file, writable) = match open(&path, true) {
+            Ok(f) => (f, true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                match open(&path, false) {
+                    Ok(f) => (f, false),
+                    Err(_) => return Err(io_err(&path, "open lock file", e)),
+                }
+            }
+            Err(e) => return Err(io_err(&path, "open lock file", e)),
+        };
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -108,18 +116,39 @@ impl VaultLock {
             }
             Err(e) => return Err(io_err(&path, "lock", e.into())),
         }
-        let socket = std::path::absolute(socket).unwrap_or_else(|_| socket.to_owned());
-        let record = format!("pid={}\nsocket={}\n", std::process::id(), socket.display());
-        file.set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(record.as_bytes()))
-            .map_err(|e| io_err(&path, "write lock file", e))?;
+        if writable {
+            let socket = std::path::absolute(socket).unwrap_or_else(|_| socket.to_owned());
+            let record = format!("pid={}\nsocket={}\n", std::process::id(), socket.display());
+            // Informational only: the lock is held either way, so a full
+            // disk must not stop the daemon from starting.
+            if let Err(e) = file
+                .set_len(0)
+                .and_then(|()| file.seek(SeekFrom::Start(0)))
+                .and_then(|_| file.write_all(record.as_bytes()))
+            {
+                tracing::warn!("cannot record pid and socket in {}: {e}", path.display());
+            }
+        }
         Ok(VaultLock { _file: file, path })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens (creating 0600 when `write`) without following a symlink: one
+/// planted in place of the lock file must not make us truncate whatever it
+/// points to.
+fn open(path: &Path, write: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .create(write)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
 }
 
 /// What the holder wrote; best effort (it may not have written yet).
@@ -173,6 +202,35 @@ mod tests {
         let again = VaultLock::acquire(&vault, Path::new("/run/two.sock")).unwrap();
         let text = std::fs::read_to_string(again.path()).unwrap();
         assert!(text.ends_with("socket=/run/two.sock\n"), "{text}");
+    }
+
+    #[test]
+    fn existing_lock_file_in_a_read_only_dir_still_locks() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let vault = tmp.path().join("vault");
+        drop(VaultLock::acquire(&vault, Path::new("/s")).unwrap());
+        let lock = lock_path(&vault);
+        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o400)).unwrap();
+        // Root ignores permissions; then this is the ordinary path again.
+        let held = VaultLock::acquire(&vault, Path::new("/t")).unwrap();
+        assert!(matches!(
+            VaultLock::acquire(&vault, Path::new("/u")),
+            Err(LockError::InUse { .. })
+        ));
+        drop(held);
+    }
+
+    #[test]
+    fn symlinked_lock_file_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("precious");
+        std::fs::write(&target, b"keep").unwrap();
+        let vault = tmp.path().join("vault");
+        std::os::unix::fs::symlink(&target, lock_path(&vault)).unwrap();
+        let e = VaultLock::acquire(&vault, Path::new("/s")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot open lock file"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
     }
 
     #[test]
