@@ -2,10 +2,12 @@
 //! nothing half-written is ever read, one daemon per vault, clear errors
 //! when the disk says no.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::{Daemon, Out, Upstream, bin, canary, count};
@@ -297,6 +299,356 @@ fn backup_without_a_vault_or_daemon_is_a_clear_error() {
     .code(2);
     assert!(out.stderr.contains("nope.sock"), "{}", out.stderr);
     assert!(!file.exists());
+}
+
+// ---------------------------------------------------------------------------
+// Crash safety: kill -9 at random moments while clients change the vault
+
+/// xorshift64*: the tests crate has no `rand`. The seed is printed (and can
+/// be set with TOKENVAULT_CRASH_SEED) so a failure's choices can be replayed;
+/// its timing cannot.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// One change a client makes; each value is unique.
+#[derive(Debug, Clone)]
+enum Op {
+    Add(String, String),
+    Rotate(String, String),
+    Remove(String),
+}
+
+impl Op {
+    fn name(&self) -> &str {
+        match self {
+            Op::Add(n, _) | Op::Rotate(n, _) | Op::Remove(n) => n,
+        }
+    }
+
+    /// The credential's value once the op is applied (`None`: absent).
+    fn after(&self) -> Option<String> {
+        match self {
+            Op::Add(_, v) | Op::Rotate(_, v) => Some(v.clone()),
+            Op::Remove(_) => None,
+        }
+    }
+}
+
+/// A client thread's model: what the daemon acknowledged for its own
+/// names, and the op that was in flight when the daemon died (its outcome
+/// is unknown: applied or not, both are fine, half is not).
+struct Worker {
+    names: Vec<String>,
+    acked: BTreeMap<String, String>,
+    pending: Option<Op>,
+    rng: Rng,
+    acked_ops: usize,
+}
+
+/// Failures a dying daemon may cause: refused connection (exit 2) or a
+/// connection cut before the answer. Anything else is a real error.
+fn is_daemon_gone(out: &Out) -> bool {
+    out.code == 2
+        || (out.code == 1
+            && (out.stderr.contains("lost connection to vaultd")
+                || out
+                    .stderr
+                    .contains("closed the connection without answering")))
+}
+
+impl Worker {
+    fn run(&mut self, d: &Daemon, origin: &str, killing: &AtomicBool) {
+        while !killing.load(Ordering::SeqCst) {
+            let name = self.names[self.rng.below(self.names.len() as u64) as usize].clone();
+            let op = match self.acked.contains_key(&name) {
+                false => Op::Add(name, canary("add")),
+                true if self.rng.below(3) == 0 => Op::Remove(name),
+                true => Op::Rotate(name, canary("rot")),
+            };
+            let out = match &op {
+                Op::Add(n, v) => d.add(n, v, &["--header", "X-Token", "--origin", origin]),
+                Op::Rotate(n, v) => d.ctl_in(&["rotate", n], Some(format!("{v}\n").as_bytes())),
+                Op::Remove(n) => d.ctl(&["remove", n]),
+            };
+            if out.code == 0 {
+                match op.after() {
+                    Some(v) => self.acked.insert(op.name().to_owned(), v),
+                    None => self.acked.remove(op.name()),
+                };
+                self.acked_ops += 1;
+                continue;
+            }
+            assert!(
+                killing.load(Ordering::SeqCst) && is_daemon_gone(&out),
+                "{op:?} failed while the daemon was up (exit {}): {}",
+                out.code,
+                out.stderr
+            );
+            self.pending = Some(op);
+            return;
+        }
+    }
+}
+
+/// The value each live credential really sends, read off the upstream.
+fn observe(d: &Daemon, up: &Upstream, round: usize) -> BTreeMap<String, String> {
+    let list = d.ctl(&["list", "--json"]).ok().text();
+    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&list)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    std::thread::scope(|s| {
+        for name in &names {
+            s.spawn(move || {
+                d.ctl(&[
+                    "request",
+                    name,
+                    &up.url(&format!("/echo?r={round}&n={name}")),
+                ])
+                .ok();
+            });
+        }
+    });
+    let reqs = up.requests();
+    names
+        .into_iter()
+        .map(|name| {
+            let target = format!("/echo?r={round}&n={name}");
+            let r = reqs.iter().find(|r| r.target == target).unwrap();
+            (name, r.header("x-token").unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing_acknowledged() {
+    const WORKERS: usize = 4;
+    const NAMES_PER_WORKER: usize = 3;
+    let rounds = env_u64("TOKENVAULT_CRASH_ROUNDS").unwrap_or(30) as usize;
+    let seed = env_u64("TOKENVAULT_CRASH_SEED").unwrap_or_else(random_seed);
+    eprintln!("crash test: {rounds} rounds, seed {seed} (TOKENVAULT_CRASH_ROUNDS / _SEED)");
+    let mut rng = Rng::new(seed);
+    let started = Instant::now();
+
+    let up = Upstream::plain();
+    let origin = up.origin();
+    let mut d = ready("");
+    let mut workers: Vec<Worker> = (0..WORKERS)
+        .map(|w| Worker {
+            names: (0..NAMES_PER_WORKER)
+                .map(|i| format!("w{w}-c{i}"))
+                .collect(),
+            acked: BTreeMap::new(),
+            pending: None,
+            rng: Rng::new(rng.next()),
+            acked_ops: 0,
+        })
+        .collect();
+    let (mut applied, mut not_applied, mut killed_mid_write) = (0, 0, 0);
+
+    for round in 0..rounds {
+        let killing = AtomicBool::new(false);
+        let delay = Duration::from_millis(30 + rng.below(370));
+        std::thread::scope(|s| {
+            for w in workers.iter_mut() {
+                let (d, origin, killing) = (&d, &origin, &killing);
+                s.spawn(move || w.run(d, origin, killing));
+            }
+            std::thread::sleep(delay);
+            killing.store(true, Ordering::SeqCst);
+            d.signal("KILL");
+        });
+        d.kill(); // reap
+        assert!(d.vault.exists(), "round {round}: the vault file is gone");
+        if d.vault.with_file_name("vault.tmp").exists() {
+            killed_mid_write += 1;
+        }
+
+        d.spawn();
+        let out = d.unlock();
+        assert_eq!(
+            out.code, 0,
+            "round {round} (seed {seed}): the vault does not unlock after kill -9: {}",
+            out.stderr
+        );
+        let seen = observe(&d, &up, round);
+        let mut expected_names = 0;
+        for w in workers.iter_mut() {
+            let pending = w.pending.take();
+            for name in &w.names {
+                let now = seen.get(name).cloned();
+                let before = w.acked.get(name).cloned();
+                let in_flight = pending.as_ref().filter(|op| op.name() == name);
+                let ok = now == before || in_flight.is_some_and(|op| now == op.after());
+                assert!(
+                    ok,
+                    "round {round} (seed {seed}): {name} is {now:?}; acknowledged {before:?}, \
+                     in flight {in_flight:?}"
+                );
+                if let Some(op) = in_flight {
+                    if now == op.after() && now != before {
+                        applied += 1;
+                    } else {
+                        not_applied += 1;
+                    }
+                }
+                match now {
+                    Some(v) => {
+                        expected_names += 1;
+                        w.acked.insert(name.clone(), v)
+                    }
+                    None => w.acked.remove(name),
+                };
+            }
+        }
+        assert_eq!(seen.len(), expected_names, "unknown credentials: {seen:?}");
+    }
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+    let acked: usize = workers.iter().map(|w| w.acked_ops).sum();
+    eprintln!(
+        "crash test: {rounds} rounds in {:.1?}: {acked} acknowledged changes all kept; \
+         {} in flight at a kill ({applied} applied, {not_applied} not), none half-applied; \
+         {killed_mid_write} kills left a vault.tmp behind (killed mid-save)",
+        started.elapsed(),
+        applied + not_applied
+    );
+    assert!(acked >= rounds, "too few changes to mean anything: {acked}");
+}
+
+// ---------------------------------------------------------------------------
+// Concurrent clients
+
+#[test]
+fn fifty_concurrent_adds_all_land() {
+    let mut d = ready("");
+    let names: Vec<String> = (0..50).map(|i| format!("c{i:02}")).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let d = &d;
+                s.spawn(move || {
+                    d.add(
+                        n,
+                        &canary("t"),
+                        &["--bearer", "--origin", "https://example.org"],
+                    )
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().ok();
+        }
+    });
+    let listed = |d: &Daemon| -> Vec<String> {
+        let list = d.ctl(&["list", "--json"]).ok().text();
+        let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+        let mut names: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listed(&d), names);
+    // And on disk, not just in memory.
+    d.kill();
+    d.spawn();
+    d.unlock().ok();
+    assert_eq!(listed(&d), names);
+}
+
+#[test]
+fn jobs_in_flight_during_rotation_use_old_or_new_value_never_a_mix() {
+    let up = Upstream::plain();
+    let d = ready("");
+    let values: Vec<String> = (0..5).map(|i| canary(&format!("v{i}"))).collect();
+    d.add(
+        "m",
+        &values[0],
+        &["--header", "X-Api-Key", "--origin", &up.origin()],
+    )
+    .ok();
+    let first_rotation = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..64)
+            .map(|i| {
+                let (d, up, first_rotation) = (&d, &up, &first_rotation);
+                s.spawn(move || {
+                    // The second half starts only after the first rotation,
+                    // so both values are in use while jobs are in flight.
+                    while i >= 32 && !first_rotation.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    d.ctl(&["request", "m", &up.url(&format!("/slow?ms=300&i={i}"))])
+                })
+            })
+            .collect();
+        // Rotate while the first jobs are in flight at the upstream.
+        while up.requests().len() < 16 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for v in &values[1..] {
+            d.ctl_in(&["rotate", "m"], Some(format!("{v}\n").as_bytes()))
+                .ok();
+            first_rotation.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for j in jobs {
+            let out = j.join().unwrap().ok();
+            assert_eq!(out.text(), "slow");
+        }
+    });
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 64);
+    let mut used = BTreeMap::<usize, usize>::new();
+    for r in &reqs {
+        let got = r.header("x-api-key").unwrap();
+        let i = values
+            .iter()
+            .position(|v| *v == got)
+            .unwrap_or_else(|| panic!("upstream saw a value that was never set: {got:?}"));
+        *used.entry(i).or_default() += 1;
+    }
+    eprintln!("jobs per value (index of rotation): {used:?}");
+    assert!(used.len() >= 2, "both old and new values in use: {used:?}");
+    // Once a rotation is acknowledged, new jobs use the new value.
+    d.ctl(&["request", "m", &up.url("/echo?after")]).ok();
+    let last = up.requests().into_iter().last().unwrap();
+    assert_eq!(last.header("x-api-key").as_ref(), values.last());
 }
 
 // ---------------------------------------------------------------------------
