@@ -108,6 +108,7 @@ pub enum Command {
     Request(RequestArgs),
     /// Print the Ed25519 public key of signing credential NAME (PEM, then JWK),
     /// to register with the upstream.
+    #[command(after_help = "Example:\n  vaultctl pubkey api > api-key.pem")]
     Pubkey { name: String },
     /// Say what `request` would do (allowed, or the rule that refuses; the
     /// headers the daemon would add, never a value) without sending anything.
@@ -116,6 +117,11 @@ pub enum Command {
         after_help = "Example:\n  vaultctl explain microreact https://microreact.org/api/projects -X POST"
     )]
     Explain(ExplainArgs),
+    /// Write an encrypted copy of the vault to FILE (0600; never overwrites).
+    #[command(
+        after_help = "The copy is the vault file itself, still encrypted: restore it by stopping\nvaultd, copying it to the vault path and unlocking with the passphrase that\nwas valid when the backup was made (see docs/backup.md).\n\nExample:\n  vaultctl backup ~/vault-$(date +%F).bak"
+    )]
+    Backup { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -102,6 +102,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Pubkey { name } => pubkey(connect()?, name),
         Command::Explain(args) => explain(connect()?, args),
         Command::Completions { .. } | Command::Man { .. } => Ok(0),
+        Command::Backup { file } => backup(connect()?, &file),
     }
 }
 
@@ -420,6 +421,51 @@ fn keyfile_create(
     eprintln!(
         "vaultctl: key file written to {}; unlock with `vaultctl unlock --keyfile {}`",
         path.display(),
+        path.display()
+    );
+    Ok(0)
+}
+
+/// Writes the daemon's snapshot of the sealed vault to a new file: 0600,
+/// `create_new` so an existing file (an older backup) is never replaced,
+/// and fsynced, file and directory, before reporting success. A partial
+/// file is removed on failure.
+fn backup(mut client: Client, path: &Path) -> Result<u8, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))?;
+    let result = match client.call(&Request::Backup) {
+        Ok(Response::Backup { sealed }) => file
+            .write_all(&sealed)
+            .and_then(|()| file.sync_all())
+            .map(|()| sealed.len())
+            .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display()))),
+        Ok(_) => Err(unexpected()),
+        Err(e) => Err(e.into()),
+    };
+    drop(file);
+    let len = match result {
+        Ok(len) => len,
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+    };
+    // The new directory entry must be durable too. Best effort: some
+    // filesystems cannot fsync a directory, and the data itself is synced.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    eprintln!(
+        "vaultctl: encrypted backup ({len} bytes) written to {}",
         path.display()
     );
     Ok(0)

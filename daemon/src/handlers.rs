@@ -47,6 +47,7 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::AddGenerated { name, spec } => add_generated(state, name, spec).await,
         Request::PublicKey { name } => public_key(state, &name),
         Request::Explain(job) => explain(state, job),
+        Request::Backup => backup(state, peer).await,
     };
     result.unwrap_or_else(Response::Error)
 }
@@ -210,6 +211,16 @@ async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
         .await?;
     tracing::info!("credential {log_name:?} removed");
     Ok(Response::Done)
+}
+
+async fn backup(state: &State, peer: &Peer) -> Result<Response, ErrorReply> {
+    let sealed = state.backup().await?;
+    tracing::info!(
+        "backup of the vault ({} bytes) sent to pid {}",
+        sealed.len(),
+        peer.pid_str()
+    );
+    Ok(Response::Backup { sealed })
 }
 
 async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response, ErrorReply> {

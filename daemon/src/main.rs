@@ -81,6 +81,11 @@ fn run(args: Args) -> Result<(), String> {
         .or_else(paths::default_vault)
         .ok_or("no vault path: set HOME or XDG_DATA_HOME, or pass --vault")?;
 
+    // Before the socket is bound: a refused second daemon must not replace
+    // the first one's socket. Held until `run` returns.
+    let _vault_lock =
+        vaultd::vault::lock::VaultLock::acquire(&vault, &socket).map_err(|e| e.to_string())?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vaultd")

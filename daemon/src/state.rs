@@ -267,7 +267,22 @@ impl State {
         tokio::task::spawn_blocking(move || vault::write_atomic(&path, &sealed))
             .await
             .map_err(internal)?
-            .map_err(vault_reply)
+            .map_err(|e| {
+                // Only a failed directory fsync comes after the rename.
+                let replaced = matches!(
+                    &e,
+                    VaultError::Io {
+                        op: "sync directory",
+                        ..
+                    }
+                );
+                let mut reply = vault_reply(e);
+                if !replaced {
+                    reply.message.push_str("; the vault was not changed");
+                }
+                tracing::warn!("saving the vault failed: {}", reply.message);
+                reply
+            })
     }
 
     /// Applies `change` to a copy of the contents (and optionally the key
@@ -317,6 +332,49 @@ impl State {
                 Err(vault_reply(e))
             }
         }
+    }
+
+    /// The vault file exactly as it is on disk, for `vaultctl backup`.
+    ///
+    /// Read under the writer lock, so no save is half-way and the bytes are
+    /// the last acknowledged state (what this daemon has in memory, apart
+    /// from usage counters that are saved lazily). Needs no key, so it also
+    /// works while locked. The header is parsed, and while unlocked the
+    /// contents are authenticated with the data key, so that a damaged or
+    /// foreign file is refused rather than handed out as a backup (while
+    /// locked, damage behind an intact header shows only at unlock).
+    pub async fn backup(&self) -> Result<Vec<u8>, ErrorReply> {
+        let _w = self.writer.lock().await;
+        let path = self.vault_path.clone();
+        let bytes = tokio::task::spawn_blocking(move || vault::read_vault(&path))
+            .await
+            .map_err(internal)?
+            .map_err(vault_reply)?
+            .ok_or_else(|| {
+                ErrorReply::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "no vault at {}: nothing to back up",
+                        self.vault_path.display()
+                    ),
+                )
+            })?;
+        let parsed = VaultFile::parse(&bytes).map_err(vault_reply)?;
+        let key = self.read().as_ref().map(|u| u.key.clone());
+        if let Some(key) = key {
+            parsed.verify(&key).map_err(vault_reply)?;
+        }
+        if bytes.len() > proto::MAX_BODY {
+            return Err(ErrorReply::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "{} is larger than one message can carry ({} bytes); copy it while vaultd is stopped",
+                    self.vault_path.display(),
+                    proto::MAX_BODY
+                ),
+            ));
+        }
+        Ok(bytes)
     }
 
     pub fn kdf(&self) -> KdfParams {

@@ -90,6 +90,9 @@ pub enum Request {
     /// would add), without sending anything. The same message as `Job` so
     /// the verdict is computed from exactly what a real job would carry.
     Explain(JobRequest),
+    /// The vault file as it is on disk (still encrypted), for `vaultctl
+    /// backup`. Needs no key: it works while the vault is locked.
+    Backup,
 }
 
 /// What the daemon answers, one variant per kind of result.
@@ -111,6 +114,12 @@ pub enum Response {
     PublicKey(PublicKeyInfo),
     /// Answer to `Request::Explain`.
     Explain(Explanation),
+    /// Answer to `Backup`: the sealed vault file, byte for byte as on disk
+    /// at one moment between two saves (same format, restorable by copying).
+    Backup {
+        #[serde(with = "crate::codec::bytes")]
+        sealed: Vec<u8>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

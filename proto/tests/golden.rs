@@ -96,6 +96,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         ("job", e(&Request::Job(job.clone()))),
+        ("backup", e(&Request::Backup)),
         (
             "resp_status",
             e(&Response::Status(StatusInfo {
@@ -126,6 +127,12 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 ErrorCode::PolicyRefused,
                 "no",
             ))),
+        ),
+        (
+            "resp_backup",
+            e(&Response::Backup {
+                sealed: vec![0x54, 0x4b, 0x00, 0xff],
+            }),
         ),
         (
             "add_sign",
@@ -236,6 +243,7 @@ const GOLDEN: &[(&str, &str)] = &[
         "job",
         "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05",
     ),
+    ("backup", "12"),
     ("resp_status", "0005302e312e30010201023c2a022f76"),
     ("resp_done", "01"),
     (
@@ -247,6 +255,7 @@ const GOLDEN: &[(&str, &str)] = &[
         "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
     ),
     ("resp_error", "0404026e6f"),
+    ("resp_backup", "0a04544b00ff"),
     (
         "add_sign",
         "06017301020001016b013c0107406d6574686f64010968747470733a2f2f61000000016b",

@@ -85,12 +85,26 @@ impl Daemon {
 
     /// (Re)starts the vaultd process on the same socket, vault and config.
     pub fn spawn(&mut self) {
+        self.spawn_via(&[]);
+    }
+
+    /// As [`Daemon::spawn`], with vaultd run through `prefix` (a wrapper
+    /// command and its arguments, e.g. `setpriv ... --`).
+    pub fn spawn_via(&mut self, prefix: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr_path)
             .expect("log file");
-        let child = Command::new(bin("vaultd"))
+        let mut cmd = match prefix.split_first() {
+            Some((wrapper, args)) => {
+                let mut c = Command::new(wrapper);
+                c.args(args).arg(bin("vaultd"));
+                c
+            }
+            None => Command::new(bin("vaultd")),
+        };
+        let child = cmd
             .arg("--socket")
             .arg(&self.socket)
             .arg("--vault")

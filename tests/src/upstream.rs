@@ -53,7 +53,13 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn plain() -> Upstream {
-        Upstream::start(None)
+        Upstream::start(None, "127.0.0.1:0")
+    }
+
+    /// Plain HTTP on a fixed loopback address, for credentials whose origin
+    /// is fixed in advance (the vault fixtures).
+    pub fn plain_at(addr: &str) -> Upstream {
+        Upstream::start(None, addr)
     }
 
     /// TLS with a fresh CA; the leaf is valid for `localhost` and 127.0.0.1.
@@ -84,12 +90,13 @@ impl Upstream {
             .expect("server config");
         let mut cfg = cfg;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let mut up = Upstream::start(Some(Arc::new(cfg)));
+        let mut up = Upstream::start(Some(Arc::new(cfg)), "127.0.0.1:0");
         up.ca_pem = Some(ca.pem());
         up
     }
 
-    fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Upstream {
+    fn start(tls: Option<Arc<rustls::ServerConfig>>, bind: &str) -> Upstream {
+        let bind = bind.to_owned();
         let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let produced: Arc<std::sync::atomic::AtomicU64> = Arc::default();
         let produced2 = produced.clone();
@@ -106,9 +113,9 @@ impl Upstream {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                let listener = tokio::net::TcpListener::bind(&bind)
                     .await
-                    .expect("bind");
+                    .unwrap_or_else(|e| panic!("upstream cannot bind {bind}: {e}"));
                 addr_tx
                     .send(listener.local_addr().expect("addr"))
                     .expect("send addr");
@@ -161,12 +168,12 @@ impl Upstream {
         }
     }
 
-    /// `http://127.0.0.1:PORT` or `https://localhost:PORT`.
+    /// `http://127.0.0.1:PORT` (or the fixed address) or `https://localhost:PORT`.
     pub fn origin(&self) -> String {
         if self.tls {
             format!("https://localhost:{}", self.addr.port())
         } else {
-            format!("http://127.0.0.1:{}", self.addr.port())
+            format!("http://{}:{}", self.addr.ip(), self.addr.port())
         }
     }
 

@@ -403,6 +403,13 @@ impl Parsed {
         self.vault.has_keyfile()
     }
 
+    /// Checks that the contents authenticate under an already unwrapped
+    /// data key (e.g. before handing the file out as a backup); the
+    /// plaintext is wiped at once.
+    pub fn verify(self, key: &DataKey) -> Result<(), VaultError> {
+        self.open(key.clone()).map(drop)
+    }
+
     /// The slots, e.g. to show the KDF parameters before unlocking.
     pub fn vault(&self) -> &VaultFile {
         &self.vault

@@ -6,6 +6,7 @@
 //! - [`crypto`]: the data key, key-slot wrapping (Argon2id / HKDF-SHA256 +
 //!   AES-256-GCM) and content encryption. Only `ring` and `argon2` do crypto.
 //! - [`file`]: reading the file and replacing it atomically and durably.
+//! - [`lock`]: one daemon per vault (an exclusive lock on `<vault>.lock`).
 //!
 //! Errors never carry secret bytes or file bytes, only fixed messages and
 //! paths.
@@ -14,7 +15,10 @@ use std::path::PathBuf;
 
 pub mod crypto;
 pub mod file;
+#[cfg(test)]
+mod fixtures;
 pub mod format;
+pub mod lock;
 pub mod store;
 
 pub use crypto::DataKey;
