@@ -11,6 +11,7 @@ pub mod job;
 pub mod paths;
 pub mod server;
 pub mod state;
+pub mod systemd;
 pub mod vault;
 
 pub use server::{bind, serve};

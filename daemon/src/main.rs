@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use vaultd::config::Config;
-use vaultd::{paths, server, state::State};
+use vaultd::{paths, server, state::State, systemd};
 
 /// tokenvault daemon: keeps API tokens encrypted and performs HTTP requests
 /// with them for `vaultctl`, so scripts never see a token.
@@ -86,26 +86,59 @@ fn run(args: Args) -> Result<(), String> {
     let _vault_lock =
         vaultd::vault::lock::VaultLock::acquire(&vault, &socket).map_err(|e| e.to_string())?;
 
+    // Socket activation: take the inherited descriptor before any thread
+    // exists. The path stays what --socket/defaults say (for messages and the
+    // vault lock); the socket file itself belongs to systemd and is neither
+    // unlinked nor rebound.
+    let inherited = systemd::take_listen_fd()?;
+    let key_source = systemd::key_source(
+        &config,
+        std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(PathBuf::from)
+            .as_deref(),
+    );
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vaultd")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let state = Arc::new(State::new(config, vault.clone())?);
-        let listener = server::bind(&socket).map_err(|e| e.to_string())?;
+        let (listener, how) = match inherited {
+            Some(fd) => (
+                systemd::listener_from_fd(fd)
+                    .map_err(|e| format!("cannot use the socket passed by systemd: {e}"))?,
+                "socket activation",
+            ),
+            None => (server::bind(&socket).map_err(|e| e.to_string())?, "bound"),
+        };
         tracing::info!(
-            "vaultd {} listening on {} (vault {})",
+            "vaultd {} listening on {} ({how}; vault {})",
             env!("CARGO_PKG_VERSION"),
             socket.display(),
             vault.display()
         );
         spawn_lock_on_sigusr1(state.clone())?;
-        server::serve(listener, state.clone(), shutdown_signal()).await;
+        let unlocked = systemd::auto_unlock(&state, key_source).await;
+        systemd::notify_ready(if unlocked {
+            "serving (unlocked)"
+        } else {
+            "serving (locked)"
+        });
+        server::serve(listener, state.clone(), async {
+            shutdown_signal().await;
+            systemd::notify_stopping();
+        })
+        .await;
         state.lock();
         tracing::info!("vaultd stopped; keys dropped");
         Ok::<(), String>(())
-    })
+    });
+    // Connections still open are dropped here (their clients get an error);
+    // a blocking task (a KDF run) gets a short grace period.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }
 
 fn spawn_lock_on_sigusr1(state: Arc<State>) -> Result<(), String> {

@@ -1,0 +1,239 @@
+//! systemd glue: socket activation (`LISTEN_FDS`/`LISTEN_PID`), readiness
+//! and shutdown notification (`NOTIFY_SOCKET`), and unattended unlock from a
+//! key file (`$CREDENTIALS_DIRECTORY/vaultd.key` or the config's
+//! `unlock_keyfile`).
+//!
+//! Everything here is a no-op outside systemd: without `LISTEN_FDS` vaultd
+//! binds its own socket, without `NOTIFY_SOCKET` notifications are dropped,
+//! and without a key file the vault stays locked until `vaultctl unlock`.
+
+use std::io::{self, Read};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::tokio::Listener;
+use proto::Secret;
+use sd_notify::NotifyState;
+
+use crate::config::Config;
+use crate::state::State;
+
+/// Name of the credential (`LoadCredential[Encrypted]=vaultd.key:...`) that
+/// vaultd unlocks with at start.
+pub const CREDENTIAL_NAME: &str = "vaultd.key";
+
+/// Size of a key file, as written by `vaultctl keyfile create`.
+pub const KEYFILE_LEN: usize = 32;
+
+/// The listening socket passed by the service manager, if any.
+///
+/// Takes ownership of the first descriptor of `LISTEN_FDS` (more than one is
+/// an error: vaultd.socket declares exactly one). Call it once, before the
+/// runtime starts threads; the descriptor is checked to be a listening Unix
+/// stream socket so that a stray fd 3 is never mistaken for one.
+pub fn take_listen_fd() -> Result<Option<OwnedFd>, String> {
+    let fds: Vec<RawFd> = sd_notify::listen_fds()
+        .map_err(|e| format!("bad socket activation environment: {e}"))?
+        .collect();
+    let fd = match fds.as_slice() {
+        [] => return Ok(None),
+        [fd] => *fd,
+        more => {
+            return Err(format!(
+                "socket activation passed {} sockets; vaultd.socket must declare exactly one ListenStream=",
+                more.len()
+            ));
+        }
+    };
+    let fd = own_inherited_fd(fd);
+    check_listening_unix_stream(&fd)?;
+    Ok(Some(fd))
+}
+
+/// `listen_fds()` checked `LISTEN_PID` against our pid and set `O_CLOEXEC`:
+/// the descriptor was handed to this process by the service manager and
+/// nothing else in vaultd owns or closes it.
+#[allow(unsafe_code)]
+fn own_inherited_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` comes from `sd_notify::listen_fds()`, which only yields
+    // descriptors when LISTEN_PID is this process; they are open (the service
+    // manager passed them) and this is the only place that takes ownership of
+    // them (called once, from `main`).
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn check_listening_unix_stream(fd: &OwnedFd) -> Result<(), String> {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    let bad = |what: String| format!("the socket passed by systemd is not usable: {what}");
+    let ty = sockopt::socket_type(fd).map_err(|e| bad(format!("not a socket ({e})")))?;
+    if ty != SocketType::STREAM {
+        return Err(bad("not a stream socket (use ListenStream=)".into()));
+    }
+    let domain = sockopt::socket_domain(fd).map_err(|e| bad(e.to_string()))?;
+    if domain != AddressFamily::UNIX {
+        return Err(bad(
+            "not a Unix socket (ListenStream= must be a path)".into()
+        ));
+    }
+    if !sockopt::socket_acceptconn(fd).map_err(|e| bad(e.to_string()))? {
+        return Err(bad("not listening".into()));
+    }
+    Ok(())
+}
+
+/// Wraps an inherited descriptor in the listener `server::serve` takes.
+/// Must run inside the tokio runtime. The listener never unlinks the path
+/// on drop: the socket file belongs to the service manager.
+pub fn listener_from_fd(fd: OwnedFd) -> io::Result<Listener> {
+    let uds = interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(fd)?;
+    Ok(Listener::from(uds))
+}
+
+/// `READY=1` (plus a status line), once the socket is served and any
+/// key-file unlock is done.
+pub fn notify_ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// `STOPPING=1`, as soon as shutdown begins.
+pub fn notify_stopping() {
+    notify(&[NotifyState::Stopping, NotifyState::Status("shutting down")]);
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!("cannot notify the service manager (NOTIFY_SOCKET): {e}");
+    }
+}
+
+/// Where the unattended-unlock key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `$CREDENTIALS_DIRECTORY/vaultd.key` (systemd `LoadCredential*=`).
+    Credential(PathBuf),
+    /// The config's `unlock_keyfile`.
+    Config(PathBuf),
+}
+
+impl KeySource {
+    pub fn path(&self) -> &Path {
+        match self {
+            KeySource::Credential(p) | KeySource::Config(p) => p,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            KeySource::Credential(p) => format!("credential {}", p.display()),
+            KeySource::Config(p) => format!("unlock_keyfile {}", p.display()),
+        }
+    }
+}
+
+/// The key file to unlock with: the systemd credential when it exists, else
+/// the config's `unlock_keyfile` (which is reported even if missing, so a
+/// typo in the config gives a warning rather than silence).
+pub fn key_source(config: &Config, credentials_dir: Option<&Path>) -> Option<KeySource> {
+    if let Some(dir) = credentials_dir.filter(|d| !d.as_os_str().is_empty()) {
+        let p = dir.join(CREDENTIAL_NAME);
+        if p.exists() {
+            return Some(KeySource::Credential(p));
+        }
+    }
+    config.unlock_keyfile.clone().map(KeySource::Config)
+}
+
+/// Reads a key file in the format `vaultctl keyfile create` writes: exactly
+/// 32 raw bytes. The bytes go straight into a zeroizing buffer.
+pub fn read_keyfile(path: &Path) -> Result<Secret, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut buf = zeroize::Zeroizing::new([0u8; KEYFILE_LEN + 1]);
+    let mut n = 0;
+    let mut limited = f.take((KEYFILE_LEN + 1) as u64);
+    loop {
+        match limited.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read: {e}")),
+        }
+        if n == buf.len() {
+            break;
+        }
+    }
+    if n != KEYFILE_LEN {
+        return Err(format!(
+            "not a key file (expected {KEYFILE_LEN} raw bytes, as written by `vaultctl keyfile create`)"
+        ));
+    }
+    Ok(Secret::from_slice(&buf[..KEYFILE_LEN]))
+}
+
+/// Unlocks `state` with the key file from [`key_source`], if there is one.
+/// Any failure is one warning line (never the key) and the daemon keeps
+/// running locked. Returns whether the vault is now unlocked by this call.
+pub async fn auto_unlock(state: &State, source: Option<KeySource>) -> bool {
+    let Some(source) = source else {
+        return false;
+    };
+    let what = source.describe();
+    let secret = match read_keyfile(source.path()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(
+                "automatic unlock skipped: {what}: {e}; vaultd stays locked (use `vaultctl unlock`)"
+            );
+            return false;
+        }
+    };
+    match state.unlock(secret, true).await {
+        Ok(_) => {
+            tracing::info!("vault unlocked with {what}");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                "automatic unlock with {what} failed: {}; vaultd stays locked (use `vaultctl unlock`)",
+                e.message
+            );
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyfile_must_be_32_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        std::fs::write(&p, [7u8; 32]).unwrap();
+        assert_eq!(read_keyfile(&p).unwrap().expose(), &[7u8; 32]);
+        std::fs::write(&p, [7u8; 33]).unwrap();
+        assert!(read_keyfile(&p).is_err());
+        std::fs::write(&p, [7u8; 31]).unwrap();
+        assert!(read_keyfile(&p).is_err());
+        assert!(read_keyfile(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn credential_wins_over_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            unlock_keyfile: Some("/etc/other.key".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            key_source(&config, Some(dir.path())),
+            Some(KeySource::Config("/etc/other.key".into()))
+        );
+        std::fs::write(dir.path().join(CREDENTIAL_NAME), [1u8; 32]).unwrap();
+        assert_eq!(
+            key_source(&config, Some(dir.path())),
+            Some(KeySource::Credential(dir.path().join(CREDENTIAL_NAME)))
+        );
+        assert_eq!(key_source(&Config::default(), None), None);
+    }
+}
