@@ -17,6 +17,9 @@ pub struct Daemon {
     pub vault: PathBuf,
     pub config: PathBuf,
     pub stderr_path: PathBuf,
+    /// Extra environment for vaultd (e.g. `CREDENTIALS_DIRECTORY`,
+    /// `NOTIFY_SOCKET`), applied on every (re)spawn.
+    pub env: Vec<(String, std::ffi::OsString)>,
     child: Option<Child>,
 }
 
@@ -77,6 +80,7 @@ impl Daemon {
             vault,
             config: config_path,
             stderr_path,
+            env: Vec::new(),
             child: None,
         };
         d.spawn();
@@ -115,6 +119,11 @@ impl Daemon {
             .env("HOME", self.dir.path())
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("VAULTD_SOCKET")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
