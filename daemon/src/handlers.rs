@@ -12,6 +12,7 @@ use reqwest::Method;
 use crate::job::http::{Prepared, policy_reply};
 use crate::job::policy::{self, Policy};
 use crate::job::sign;
+use crate::secure::Shielded;
 use crate::server::Peer;
 use crate::state::{State, check_passphrase_shape, no_such};
 use crate::vault::store::{StoredCredential, now_secs, validate_name};
@@ -194,6 +195,8 @@ async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, 
             Ok(())
         })
         .await?;
+    // The old value may sit in pooled connections' buffers: drop them.
+    state.upstream.reset();
     tracing::info!("credential {log_name:?} rotated");
     Ok(Response::Done)
 }
@@ -209,6 +212,8 @@ async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
                 .ok_or_else(|| no_such(&name))
         })
         .await?;
+    // Its value may sit in pooled connections' buffers: drop them.
+    state.upstream.reset();
     tracing::info!("credential {log_name:?} removed");
     Ok(Response::Done)
 }
@@ -331,14 +336,16 @@ pub fn prepare_job(
 fn checked_value(
     injection: Option<&proto::Injection>,
     value: Secret,
-) -> Result<Secret, ErrorReply> {
-    match injection {
-        Some(proto::Injection::Sign { alg, .. }) => sign::import(*alg, value).map_err(bad),
+) -> Result<Shielded, ErrorReply> {
+    let value = match injection {
+        Some(proto::Injection::Sign { alg, .. }) => sign::import(*alg, value).map_err(bad)?,
         _ => {
             policy::validate_token(value.expose()).map_err(policy_reply_bad)?;
-            Ok(value)
+            value
         }
-    }
+    };
+    // The plaintext `value` is zeroized as it goes out of scope here.
+    Shielded::try_from(&value).map_err(|e| ErrorReply::new(ErrorCode::Internal, e.to_string()))
 }
 
 /// `add --sign ed25519` without `--import`: the key is born in the daemon.

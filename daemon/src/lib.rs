@@ -9,10 +9,16 @@ pub mod handlers;
 pub mod harden;
 pub mod job;
 pub mod paths;
+pub mod secure;
 pub mod server;
 pub mod state;
 pub mod systemd;
 pub mod vault;
 
 pub use server::{bind, serve};
+
+/// Every freed block is wiped (see [`secure::alloc`]); declared here so the
+/// daemon's binary and its unit tests both run on it.
+#[global_allocator]
+static ALLOC: secure::alloc::Wiping = secure::alloc::Wiping(std::alloc::System);
 pub use state::State;

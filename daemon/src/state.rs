@@ -83,6 +83,13 @@ fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
 
 impl State {
     pub fn new(config: Config, vault_path: PathBuf) -> Result<State, String> {
+        // The shielding prekey: mapped now, so a warning about locking its
+        // pages shows at start, and a failure stops the daemon here.
+        match crate::secure::shield::init() {
+            Ok(true) => tracing::debug!("shielding key pages locked in memory"),
+            Ok(false) => {}
+            Err(e) => return Err(e.to_string()),
+        }
         let upstream = Upstream::new(&config)?;
         Ok(State {
             config,
@@ -129,9 +136,14 @@ impl State {
         self.vault.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drops every key and token from memory.
+    /// Drops every key and token from memory, and the pooled upstream
+    /// connections whose buffers may still hold an injected header.
     pub fn lock(&self) -> bool {
-        self.write().take().is_some()
+        let was_unlocked = self.write().take().is_some();
+        if was_unlocked {
+            self.upstream.reset();
+        }
+        was_unlocked
     }
 
     /// Locks if `lock_after_idle` or `lock_after` has passed.
@@ -406,10 +418,11 @@ impl State {
             cred.spec.injection.clone().ok_or_else(|| {
                 ErrorReply::new(ErrorCode::Internal, "credential has no injection")
             })?;
+        let token = cred.value.open().map_err(internal)?;
         Ok(Lease {
             policy,
             injection,
-            token: cred.value.clone(),
+            token,
         })
     }
 

@@ -30,6 +30,16 @@ impl Secret {
         &self.0
     }
 
+    /// Mutable access, for decrypting in place without another copy.
+    pub fn expose_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    /// Shortens the secret; the dropped tail is wiped with the rest on drop.
+    pub fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -3,6 +3,7 @@
 //! test CA made by rcgen). Nothing here reaches beyond 127.0.0.1.
 
 pub mod daemon;
+pub mod memscan;
 pub mod sigverify;
 pub mod upstream;
 

@@ -4,7 +4,7 @@
 //! `Access-Token` on cross-origin redirects. We follow redirects here, only
 //! to the same origin, re-checking the policy at every hop.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,12 +22,43 @@ use crate::config::Config;
 /// a loop to the same origin gains nothing from more).
 const MAX_REDIRECTS: usize = 20;
 
-/// The daemon's HTTP client: built once, shared by every job, so TLS
-/// sessions and connections stay warm.
+/// The daemon's HTTP client: shared by every job, so TLS sessions and
+/// connections stay warm. Rebuilt (see [`Upstream::reset`]) when the vault
+/// locks or a value is removed or rotated, because pooled connections keep
+/// the last request's headers, the injected token among them, in their
+/// buffers until they are dropped.
 pub struct Upstream {
-    client: reqwest::Client,
+    client: RwLock<reqwest::Client>,
+    settings: ClientSettings,
     max_body: usize,
     timeout: Duration,
+}
+
+/// What a client is built from: parsed once at start, so a rebuild cannot
+/// fail on a file that changed since.
+struct ClientSettings {
+    proxy: Option<reqwest::Proxy>,
+    certs: Vec<reqwest::Certificate>,
+}
+
+impl ClientSettings {
+    fn build(&self) -> Result<reqwest::Client, String> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs(15));
+        if let Some(p) = &self.proxy {
+            builder = builder.proxy(p.clone());
+        }
+        if !self.certs.is_empty() {
+            builder = builder.tls_certs_merge(self.certs.clone());
+        }
+        builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", root_cause(&e)))
+    }
 }
 
 /// A job that passed the policy, ready to send.
@@ -48,15 +79,13 @@ impl Upstream {
     pub fn new(config: &Config) -> Result<Upstream, String> {
         // Several daemons may share a test process; a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(15));
+        let mut settings = ClientSettings {
+            proxy: None,
+            certs: Vec::new(),
+        };
         if let Some(proxy) = &config.proxy {
             let p = reqwest::Proxy::all(proxy).map_err(|e| format!("proxy {proxy:?}: {e}"))?;
-            builder = builder.proxy(p);
+            settings.proxy = Some(p);
         }
         for path in &config.extra_ca {
             let pem =
@@ -70,16 +99,33 @@ impl Upstream {
             if certs.is_empty() {
                 return Err(format!("extra_ca {}: no certificate found", path.display()));
             }
-            builder = builder.tls_certs_merge(certs);
+            settings.certs.extend(certs);
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", root_cause(&e)))?;
+        let client = settings.build()?;
         Ok(Upstream {
-            client,
+            client: RwLock::new(client),
+            settings,
             max_body: config.max_body,
             timeout: config.request_timeout,
         })
+    }
+
+    /// The current client (a cheap handle on the shared pool).
+    fn client(&self) -> reqwest::Client {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the client, dropping its idle pooled connections and their
+    /// buffers (the allocator wipes them as they are freed). Jobs in flight
+    /// keep the old client until they finish.
+    pub fn reset(&self) {
+        match self.settings.build() {
+            Ok(c) => *self.client.write().unwrap_or_else(|p| p.into_inner()) = c,
+            Err(e) => tracing::warn!("keeping the old HTTP client: {e}"),
+        }
     }
 
     pub fn max_body(&self) -> usize {
@@ -133,6 +179,8 @@ impl Upstream {
                 "a signed request needs its whole body before sending",
             ));
         }
+        // One client for every hop of this job, even if a reset swaps it.
+        let client = self.client();
         let mut stream_sent = false;
         let mut hops = 0;
         loop {
@@ -150,8 +198,7 @@ impl Upstream {
                 .and_then(|p| p.sign(key.expose(), &mut hop_headers))
                 .map_err(sign_reply)?;
             }
-            let mut req = self
-                .client
+            let mut req = client
                 .request(method.clone(), url.clone())
                 .headers(hop_headers);
             if let Some(b) = &body {

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use proto::{CredentialSpec, Injection, Secret};
+use proto::{CredentialSpec, Injection};
 
 use super::store::{Contents, StoredCredential};
 use super::{KdfParams, VaultError, VaultFile};
@@ -53,7 +53,7 @@ fn generate_fixtures() {
                 methods: vec![],
                 path_prefixes: vec![],
             },
-            value: Secret::from_slice(TOKEN),
+            value: crate::secure::Shielded::seal(TOKEN).unwrap(),
             created: CREATED,
             last_used: None,
             use_count: 0,
@@ -94,7 +94,7 @@ fn valid_fixture_opens_with_its_known_contents() {
     let contents: Contents = proto::codec::decode(&plaintext).unwrap();
     assert_eq!(contents.credentials.len(), 1);
     let c = &contents.credentials[NAME];
-    assert_eq!(c.value.expose(), TOKEN);
+    assert_eq!(c.value.open().unwrap().expose(), TOKEN);
     assert_eq!(c.spec.injection, Some(Injection::Bearer));
     assert_eq!(c.spec.origins, [ORIGIN]);
     assert_eq!(c.created, CREATED);

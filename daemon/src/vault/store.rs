@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use proto::{CredentialInfo, CredentialSpec, Secret};
+use proto::{CredentialInfo, CredentialSpec};
+
+use crate::secure::Shielded;
 use serde::{Deserialize, Serialize};
 
 /// Everything inside the ciphertext. Serialized with `proto::codec`; new
@@ -15,7 +17,9 @@ pub struct Contents {
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct StoredCredential {
     pub spec: CredentialSpec,
-    pub value: Secret,
+    /// Sealed under the process's shielding key while in memory; plain
+    /// bytes inside the (encrypted) vault file.
+    pub value: Shielded,
     /// Seconds since the Unix epoch.
     pub created: u64,
     pub last_used: Option<u64>,
@@ -80,7 +84,7 @@ mod tests {
             "m".into(),
             StoredCredential {
                 spec: CredentialSpec::default(),
-                value: Secret::from_slice(b"tok"),
+                value: Shielded::seal(b"tok").unwrap(),
                 created: 1,
                 last_used: None,
                 use_count: 0,
@@ -88,6 +92,6 @@ mod tests {
         );
         let bytes = proto::codec::encode(&c).unwrap();
         let back: Contents = proto::codec::decode(&bytes).unwrap();
-        assert_eq!(back.credentials["m"].value.expose(), b"tok");
+        assert_eq!(back.credentials["m"].value.open().unwrap().expose(), b"tok");
     }
 }

@@ -1,0 +1,17 @@
+//! Memory that holds secrets: where it lives and how it is wiped.
+//!
+//! - [`alloc`]: the daemon's global allocator, which wipes every block as it
+//!   is freed, so copies made by code we do not own (hyper's header
+//!   buffers, rustls records, bincode's growing vectors) do not outlive
+//!   their use in freed heap memory.
+//! - [`locked`]: a few pages outside the heap, locked in RAM and left out
+//!   of core dumps, for the shielding prekey.
+//! - [`shield`]: tokens kept encrypted in memory under an ephemeral key
+//!   derived from that prekey, and decrypted only for the one job that
+//!   needs them, as OpenSSH shields private keys.
+
+pub mod alloc;
+pub mod locked;
+pub mod shield;
+
+pub use shield::Shielded;

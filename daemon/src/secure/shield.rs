@@ -1,0 +1,193 @@
+//! Tokens kept encrypted while the vault is unlocked.
+//!
+//! As OpenSSH shields private keys, every stored token is sealed with
+//! AES-256-GCM under an ephemeral key that exists only in this process: the
+//! HKDF-SHA256 of a 16 KiB random prekey held in locked, undumpable pages. A
+//! token is opened into a short-lived zeroizing buffer for the one job that
+//! needs it. A partial read of the daemon's memory (a heap disclosure, a
+//! swapped-out page, a stray log of a struct) finds ciphertext, and
+//! recovering a token needs the whole prekey, bit for bit.
+//!
+//! `ring` builds its AES key schedule on the stack for each operation and
+//! does not wipe it; it is the schedule of the ephemeral key, never a token.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use proto::Secret;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::locked::LockedPages;
+
+/// Size of the random prekey the shielding key is hashed from (OpenSSH's
+/// SSH_KEY_PROTECTION_PREKEY_LEN).
+pub const PREKEY_LEN: usize = 16 * 1024;
+
+const AAD: &[u8] = b"tokenvault shield v1";
+
+/// Why a value could not be shielded or opened: the RNG failed, the prekey
+/// pages could not be mapped, or a sealed value was damaged in memory.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot protect a secret in memory: {0}")]
+pub struct ShieldError(&'static str);
+
+struct Prekey(LockedPages);
+
+static PREKEY: OnceLock<Result<Prekey, &'static str>> = OnceLock::new();
+
+fn prekey() -> Result<&'static Prekey, ShieldError> {
+    PREKEY
+        .get_or_init(|| {
+            let mut pages = LockedPages::new(PREKEY_LEN).map_err(|_| "cannot map key pages")?;
+            SystemRandom::new()
+                .fill(&mut pages.bytes_mut()[..PREKEY_LEN])
+                .map_err(|_| "the system random number generator failed")?;
+            Ok(Prekey(pages))
+        })
+        .as_ref()
+        .map_err(|e| ShieldError(e))
+}
+
+/// Maps and fills the prekey now, so its one-time warning (if the pages
+/// cannot be locked) appears at start rather than at the first `add`.
+pub fn init() -> Result<bool, ShieldError> {
+    prekey().map(|p| p.0.is_locked())
+}
+
+impl Prekey {
+    /// A `ring` key for one operation: HKDF-SHA256 of the whole prekey,
+    /// output straight into the key object (no key bytes of ours to wipe).
+    fn key(&self) -> Result<LessSafeKey, ShieldError> {
+        let okm = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(&self.0.bytes()[..PREKEY_LEN]);
+        let okm = okm
+            .expand(&[AAD], &AES_256_GCM)
+            .map_err(|_| ShieldError("key derivation"))?;
+        Ok(LessSafeKey::new(UnboundKey::from(okm)))
+    }
+}
+
+/// A secret sealed under the process's shielding key: nonce, ciphertext,
+/// tag. Holds no plaintext, so cloning or moving it copies nothing secret.
+/// Serializes as the plain bytes (for the encrypted vault file only) and
+/// shields again as it is deserialized.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Shielded(Box<[u8]>);
+
+impl Shielded {
+    /// Seals `plain`; the caller drops (and so zeroizes) its own copy.
+    pub fn seal(plain: &[u8]) -> Result<Shielded, ShieldError> {
+        let key = prekey()?.key()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| ShieldError("the system random number generator failed"))?;
+        let mut buf = Vec::with_capacity(NONCE_LEN + plain.len() + AES_256_GCM.tag_len());
+        buf.extend_from_slice(&nonce);
+        buf.extend_from_slice(plain);
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(AAD),
+                &mut buf[NONCE_LEN..],
+            )
+            .map_err(|_| {
+                // Never leave the plaintext copy behind.
+                zeroize::Zeroize::zeroize(&mut buf[..]);
+                ShieldError("seal")
+            })?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(Shielded(buf.into_boxed_slice()))
+    }
+
+    /// Opens into a fresh zeroizing buffer, for one job.
+    pub fn open(&self) -> Result<Secret, ShieldError> {
+        let key = prekey()?.key()?;
+        let (nonce, sealed) = self
+            .0
+            .split_at_checked(NONCE_LEN)
+            .ok_or(ShieldError("damaged"))?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| ShieldError("damaged"))?;
+        let mut out = Secret::new(sealed.to_vec());
+        let len = key
+            .open_in_place(nonce, Aad::from(AAD), out.expose_mut())
+            .map_err(|_| ShieldError("damaged"))?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Length of the plaintext, without opening it.
+    pub fn len(&self) -> usize {
+        self.0.len() - NONCE_LEN - AES_256_GCM.tag_len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl TryFrom<&Secret> for Shielded {
+    type Error = ShieldError;
+    fn try_from(s: &Secret) -> Result<Shielded, ShieldError> {
+        Shielded::seal(s.expose())
+    }
+}
+
+impl fmt::Debug for Shielded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Shielded {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let plain = self.open().map_err(serde::ser::Error::custom)?;
+        plain.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shielded {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let plain = Secret::deserialize(d)?;
+        Shielded::seal(plain.expose()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_no_plaintext_inside() {
+        let s = Shielded::seal(b"tok-1234567890abcdef").unwrap();
+        assert_eq!(s.len(), 20);
+        assert!(!s.0.windows(4).any(|w| w == b"tok-"));
+        assert_eq!(s.open().unwrap().expose(), b"tok-1234567890abcdef");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        // Fresh nonce per seal: equal plaintexts, different ciphertexts.
+        assert_ne!(Shielded::seal(b"x").unwrap(), Shielded::seal(b"x").unwrap());
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let mut s = Shielded::seal(b"token").unwrap();
+        s.0[NONCE_LEN] ^= 1;
+        assert!(s.open().is_err());
+        assert!(Shielded(Box::new([1, 2])).open().is_err());
+    }
+
+    #[test]
+    fn serializes_as_plain_bytes_like_secret() {
+        let s = Shielded::seal(b"abc").unwrap();
+        let bytes = proto::codec::encode(&s).unwrap();
+        assert_eq!(
+            bytes,
+            proto::codec::encode(&Secret::from_slice(b"abc")).unwrap()
+        );
+        let back: Shielded = proto::codec::decode(&bytes).unwrap();
+        assert_eq!(back.open().unwrap().expose(), b"abc");
+    }
+}

@@ -1,0 +1,258 @@
+//! DESIGN.md security property 3 (and part of 2): secrets leave the daemon's
+//! memory. Each test scans vaultd's whole address space through
+//! `/proc/PID/mem` (root only, as CI runs) for random canaries that were
+//! really used first: in HTTP requests over plain HTTP and TLS, echoed back
+//! by the upstream, streamed and buffered. Every scan also counts a control
+//! string that must be found (the vault's path, which the daemon keeps), so
+//! a scan that reads nothing cannot pass.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use harness::memscan::{Scan, scan};
+use harness::{Daemon, Upstream, canary};
+
+fn skip(test: &str, why: &str) {
+    println!("SKIPPED {test}: {why}");
+}
+
+fn root_or_skip(test: &str) -> bool {
+    if harness::is_root() {
+        return true;
+    }
+    skip(test, "reading /proc/PID/mem of vaultd needs root");
+    false
+}
+
+/// A daemon trusting the TLS upstream's CA, initialized with `passphrase`.
+fn daemon(tls: &Upstream, passphrase: &str) -> Daemon {
+    let ca = tls.ca_pem.as_ref().expect("TLS upstream");
+    let d = Daemon::start_with(
+        "extra_ca = [\"{dir}/ca.pem\"]\n",
+        &[("ca.pem", ca.as_bytes())],
+    );
+    d.ctl_in(
+        &["init", "--passphrase-stdin"],
+        Some(format!("{passphrase}\n").as_bytes()),
+    )
+    .ok();
+    d
+}
+
+/// The forms a token can take in memory: raw, and base64 as the redactor
+/// and a Basic-style header would spell it.
+fn forms(token: &str) -> Vec<Vec<u8>> {
+    vec![
+        token.as_bytes().to_vec(),
+        base64::engine::general_purpose::STANDARD
+            .encode(token)
+            .into_bytes(),
+    ]
+}
+
+/// Uses credential `name` for real: echo over plain HTTP and TLS (the
+/// response carries the token back, so hyper's read buffers hold it too),
+/// a buffered body, a streamed body larger than one chunk, and a redirect.
+fn exercise(d: &Daemon, plain: &Upstream, tls: &Upstream, name: &str) {
+    let body = d.path("body.bin");
+    std::fs::write(&body, vec![b'x'; 600 * 1024]).unwrap();
+    let body_arg = format!("@{}", body.display());
+    for up in [plain, tls] {
+        d.ctl(&["request", name, &up.url("/echo")]).ok();
+        d.ctl(&["request", name, &up.url("/echo"), "-d", "small body"])
+            .ok();
+        d.ctl(&[
+            "request",
+            name,
+            &up.url("/echo"),
+            "-d",
+            &body_arg,
+            "-o",
+            "/dev/null",
+        ])
+        .ok();
+        d.ctl(&["request", name, &up.url("/redirect?to=/echo"), "-L"])
+            .ok();
+    }
+}
+
+/// Scans until every secret needle is gone or `limit` passes. Lock drops
+/// the pooled connections at once, but their tasks wind down on the
+/// runtime's threads a moment later; nothing else is waited for.
+fn scan_until_clean(pid: u32, secrets: &[Vec<u8>], control: &[u8], limit: Duration) -> Scan {
+    let start = Instant::now();
+    loop {
+        let mut needles: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
+        needles.push(control);
+        let s = scan(pid, &needles).expect("scan vaultd memory");
+        let clean = s.hits[..secrets.len()].iter().all(|&h| h == 0);
+        if clean || start.elapsed() > limit {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn assert_clean(what: &str, s: &Scan, labels: &[String]) {
+    let control = *s.hits.last().unwrap();
+    assert!(
+        control > 0,
+        "{what}: the control string was not found in {} bytes: the scan is broken",
+        s.bytes
+    );
+    let found: Vec<String> = labels
+        .iter()
+        .zip(&s.hits)
+        .filter(|(_, h)| **h > 0)
+        .map(|(l, h)| format!("{l}: {h} hits"))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "{what}: secrets still in vaultd's memory ({} bytes scanned): {}",
+        s.bytes,
+        found.join(", ")
+    );
+}
+
+#[test]
+fn token_and_passphrase_gone_from_memory_after_lock() {
+    if !root_or_skip("token_and_passphrase_gone_from_memory_after_lock") {
+        return;
+    }
+    let plain = Upstream::plain();
+    let tls = Upstream::tls();
+    let passphrase = canary("pass");
+    let d = daemon(&tls, &passphrase);
+    let used = canary("used");
+    let idle = canary("idle");
+    let origins = ["--origin", &plain.origin(), "--origin", &tls.origin()];
+    let mut args = vec!["--header", "X-Api-Key"];
+    args.extend_from_slice(&origins);
+    d.add("used", &used, &args).ok();
+    d.add("idle", &idle, &["--bearer", "--origin", &plain.origin()])
+        .ok();
+    // Lock and unlock once, so the passphrase has come in twice.
+    d.ctl(&["lock"]).ok();
+    d.ctl_in(
+        &["unlock", "--passphrase-stdin"],
+        Some(format!("{passphrase}\n").as_bytes()),
+    )
+    .ok();
+    exercise(&d, &plain, &tls, "used");
+    assert!(plain.saw(&used) && tls.saw(&used), "the token was not sent");
+
+    let control = d.vault.display().to_string();
+    let mut labels = Vec::new();
+    let mut secrets = Vec::new();
+    for (label, s) in [("passphrase", &passphrase), ("unused token", &idle)] {
+        for (i, f) in forms(s).into_iter().enumerate() {
+            labels.push(format!("{label} (form {i})"));
+            secrets.push(f);
+        }
+    }
+    // While unlocked: the passphrase is gone already, and a token that no
+    // job has used exists only shielded (encrypted), never in plaintext.
+    let s = scan_until_clean(
+        d.pid(),
+        &secrets,
+        control.as_bytes(),
+        Duration::from_secs(3),
+    );
+    assert_clean("unlocked", &s, &labels);
+
+    for (i, f) in forms(&used).into_iter().enumerate() {
+        labels.push(format!("used token (form {i})"));
+        secrets.push(f);
+    }
+    d.ctl(&["lock"]).ok();
+    let s = scan_until_clean(
+        d.pid(),
+        &secrets,
+        control.as_bytes(),
+        Duration::from_secs(3),
+    );
+    assert_clean("after lock", &s, &labels);
+    println!("scanned {} MiB of vaultd after lock: clean", s.bytes >> 20);
+}
+
+#[test]
+fn removed_token_gone_from_memory_while_unlocked() {
+    if !root_or_skip("removed_token_gone_from_memory_while_unlocked") {
+        return;
+    }
+    let plain = Upstream::plain();
+    let tls = Upstream::tls();
+    let d = daemon(&tls, harness::PASSPHRASE);
+    let keep = canary("keep");
+    let gone = canary("gone");
+    for (name, tok) in [("keep", &keep), ("gone", &gone)] {
+        d.add(
+            name,
+            tok,
+            &[
+                "--bearer",
+                "--origin",
+                &plain.origin(),
+                "--origin",
+                &tls.origin(),
+            ],
+        )
+        .ok();
+    }
+    exercise(&d, &plain, &tls, "gone");
+    assert!(plain.saw(&gone) && tls.saw(&gone), "the token was not sent");
+    d.ctl(&["remove", "gone"]).ok();
+    // The other credential keeps working (on a fresh pool).
+    d.ctl(&["request", "keep", &tls.url("/user")]).ok();
+
+    let labels: Vec<String> = (0..2)
+        .map(|i| format!("removed token (form {i})"))
+        .collect();
+    let control = d.vault.display().to_string();
+    let s = scan_until_clean(
+        d.pid(),
+        &forms(&gone),
+        control.as_bytes(),
+        Duration::from_secs(3),
+    );
+    assert_clean("after remove", &s, &labels);
+}
+
+#[test]
+fn rotated_out_value_gone_from_memory() {
+    if !root_or_skip("rotated_out_value_gone_from_memory") {
+        return;
+    }
+    let plain = Upstream::plain();
+    let tls = Upstream::tls();
+    let d = daemon(&tls, harness::PASSPHRASE);
+    let old = canary("old");
+    let new = canary("new");
+    d.add(
+        "api",
+        &old,
+        &[
+            "--bearer",
+            "--origin",
+            &plain.origin(),
+            "--origin",
+            &tls.origin(),
+        ],
+    )
+    .ok();
+    exercise(&d, &plain, &tls, "api");
+    d.ctl_in(&["rotate", "api"], Some(format!("{new}\n").as_bytes()))
+        .ok();
+    d.ctl(&["request", "api", &tls.url("/user")]).ok();
+    assert!(tls.saw(&new), "the new value was not sent");
+
+    let labels: Vec<String> = (0..2).map(|i| format!("old value (form {i})")).collect();
+    let control = d.vault.display().to_string();
+    let s = scan_until_clean(
+        d.pid(),
+        &forms(&old),
+        control.as_bytes(),
+        Duration::from_secs(3),
+    );
+    assert_clean("after rotate", &s, &labels);
+}
