@@ -34,6 +34,9 @@ struct RawConfig {
     allow_uids: Vec<u32>,
     #[serde(default)]
     audit: bool,
+    max_connections: Option<usize>,
+    hello_timeout: Option<String>,
+    idle_timeout: Option<String>,
 }
 
 /// Settings with defaults applied and units parsed.
@@ -51,7 +54,18 @@ pub struct Config {
     pub unlock_keyfile: Option<PathBuf>,
     pub allow_uids: Vec<u32>,
     pub audit: bool,
+    /// Connections served at once; one more is answered "busy" and logged.
+    pub max_connections: usize,
+    /// A client must send its hello this quickly after connecting.
+    pub hello_timeout: Duration,
+    /// A connection silent this long between requests is closed.
+    pub idle_timeout: Duration,
 }
+
+/// Defaults of the connection limits (see [`Config`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for Config {
     fn default() -> Self {
@@ -67,6 +81,9 @@ impl Default for Config {
             unlock_keyfile: None,
             allow_uids: Vec::new(),
             audit: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            hello_timeout: DEFAULT_HELLO_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -94,7 +111,7 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| describe(text, &e))?;
         let d = Config::default();
         let max_body = match raw.max_body {
             Some(s) => parse_size(&s).map_err(|e| format!("max_body: {e}"))?,
@@ -105,6 +122,24 @@ impl Config {
                 .map_err(|e| format!("request_timeout: {e}"))?
                 .ok_or("request_timeout: must be more than 0")?,
             None => d.request_timeout,
+        };
+        let positive = |key: &str, v: Option<String>, default: Duration| match v {
+            Some(s) => parse_duration(&s)
+                .map_err(|e| format!("{key}: {e}"))?
+                .ok_or_else(|| format!("{key}: must be more than 0")),
+            None => Ok(default),
+        };
+        let hello_timeout = positive("hello_timeout", raw.hello_timeout, d.hello_timeout)?;
+        let idle_timeout = positive("idle_timeout", raw.idle_timeout, d.idle_timeout)?;
+        let max_connections = match raw.max_connections {
+            Some(0) => return Err("max_connections: must be at least 1".into()),
+            Some(n) if n > MAX_MAX_CONNECTIONS => {
+                return Err(format!(
+                    "max_connections: at most {MAX_MAX_CONNECTIONS} (each connection is a file descriptor)"
+                ));
+            }
+            Some(n) => n,
+            None => d.max_connections,
         };
         Ok(Config {
             socket: raw.socket,
@@ -124,9 +159,32 @@ impl Config {
             unlock_keyfile: raw.unlock_keyfile,
             allow_uids: raw.allow_uids,
             audit: raw.audit,
+            max_connections,
+            hello_timeout,
+            idle_timeout,
         })
     }
 }
+
+/// toml's message plus the line it is about, so a wrong value names its key
+/// ("invalid value: integer `-1`, expected usize" alone does not).
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().to_owned();
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count();
+    match text.lines().nth(line_no).map(str::trim) {
+        Some(line) if !line.is_empty() && !message.contains(line) => {
+            format!("line {}: {message} (in `{line}`)", line_no + 1)
+        }
+        _ => message,
+    }
+}
+
+/// Upper bound of `max_connections` (tokio's semaphore has a far higher
+/// one; this catches typos such as an extra digit).
+const MAX_MAX_CONNECTIONS: usize = 1 << 20;
 
 /// "8h", "90s", "1h 30m"; "0" means never (`None`).
 pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
@@ -176,6 +234,32 @@ mod tests {
         assert_eq!(c.max_body, 64 << 20);
         assert_eq!(c.request_timeout, Duration::from_secs(60));
         assert!(!c.audit);
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.hello_timeout, Duration::from_secs(5));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = Config::parse(
+            "max_connections = 16\nhello_timeout = \"500ms\"\nidle_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.max_connections, 16);
+        assert_eq!(c.hello_timeout, Duration::from_millis(500));
+        assert_eq!(c.idle_timeout, Duration::from_secs(2));
+        for bad in [
+            "max_connections = 0",
+            "max_connections = -1",
+            "max_connections = 99999999",
+            "hello_timeout = \"0\"",
+            "idle_timeout = \"0s\"",
+            "idle_timeout = \"soon\"",
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            let key = bad.split(' ').next().unwrap();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

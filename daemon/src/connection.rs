@@ -17,13 +17,17 @@ use crate::handlers;
 use crate::server::Peer;
 use crate::state::State;
 
-/// A client must say hello this quickly after connecting.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// An idle connection (or one sending a frame very slowly) is closed after this.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client must say hello this quickly after connecting (default of the
+/// `hello_timeout` config key).
+pub const HELLO_TIMEOUT: Duration = crate::config::DEFAULT_HELLO_TIMEOUT;
+/// An idle connection (or one sending a frame very slowly) is closed after
+/// this (default of the `idle_timeout` config key).
+pub const IDLE_TIMEOUT: Duration = crate::config::DEFAULT_IDLE_TIMEOUT;
 
 pub async fn run(mut stream: Stream, state: Arc<State>, peer: Peer) {
-    let hello: Hello = match timeout(HELLO_TIMEOUT, read_frame_async(&mut stream)).await {
+    let hello_timeout = state.config.hello_timeout;
+    let idle_timeout = state.config.idle_timeout;
+    let hello: Hello = match timeout(hello_timeout, read_frame_async(&mut stream)).await {
         Ok(Ok(Some(h))) => h,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
@@ -31,7 +35,11 @@ pub async fn run(mut stream: Stream, state: Arc<State>, peer: Peer) {
             return;
         }
         Err(_) => {
-            tracing::debug!("pid {}: no hello within {HELLO_TIMEOUT:?}", peer.pid_str());
+            tracing::debug!(
+                "pid {}: no hello within {}; closing",
+                peer.pid_str(),
+                humantime::format_duration(hello_timeout)
+            );
             return;
         }
     };
@@ -60,9 +68,17 @@ pub async fn run(mut stream: Stream, state: Arc<State>, peer: Peer) {
         return;
     }
     loop {
-        let req: Request = match timeout(IDLE_TIMEOUT, read_frame_async(&mut stream)).await {
+        let req: Request = match timeout(idle_timeout, read_frame_async(&mut stream)).await {
             Ok(Ok(Some(r))) => r,
-            Ok(Ok(None)) | Err(_) => return,
+            Ok(Ok(None)) => return,
+            Err(_) => {
+                tracing::debug!(
+                    "pid {}: idle for {}; closing",
+                    peer.pid_str(),
+                    humantime::format_duration(idle_timeout)
+                );
+                return;
+            }
             Ok(Err(FrameError::Codec(e))) => {
                 // The frame boundary is intact: answer and carry on, as
                 // ssh-agent answers an unknown request with a failure.

@@ -110,7 +110,7 @@ pub fn bind(path: &Path) -> Result<Listener, BindError> {
 /// Accepts connections until `shutdown` completes. Lives in the library so
 /// tests can run a real server on a temporary socket.
 pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let own_uid = rustix::process::getuid().as_raw();
     let timers = tokio::spawn(lock_timers(state.clone()));
     tokio::pin!(shutdown);
@@ -163,7 +163,8 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
         }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::warn!(
-                "connection limit ({MAX_CONNECTIONS}) reached; refusing pid {}",
+                "connection limit ({}, max_connections) reached; refusing pid {}",
+                state.config.max_connections,
                 peer.pid_str()
             );
             tokio::spawn(refuse(
