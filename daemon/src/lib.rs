@@ -16,9 +16,11 @@ pub mod systemd;
 pub mod vault;
 
 pub use server::{bind, serve};
+pub use state::State;
 
 /// Every freed block is wiped (see [`secure::alloc`]); declared here so the
-/// daemon's binary and its unit tests both run on it.
+/// daemon's binary and its unit tests both run on it. The feature that turns
+/// it off exists only so `bench/run.sh` can measure what it costs.
+#[cfg(not(feature = "bench-unwiped-heap"))]
 #[global_allocator]
 static ALLOC: secure::alloc::Wiping = secure::alloc::Wiping(std::alloc::System);
-pub use state::State;
