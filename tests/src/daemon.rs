@@ -115,7 +115,7 @@ impl Daemon {
             .arg(&self.vault)
             .arg("--config")
             .arg(&self.config)
-            .env("VAULTD_LOG", "trace")
+            .env("VAULTD_LOG", log_level())
             .env("HOME", self.dir.path())
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("VAULTD_SOCKET")
@@ -186,6 +186,21 @@ impl Daemon {
         None
     }
 
+    /// Panics if the daemon's log so far holds any canary of this test
+    /// process or the test passphrase (see [`crate::leaks`]). Runs on drop
+    /// too; call it earlier to fail at a known point.
+    #[track_caller]
+    pub fn assert_log_clean(&self) {
+        let log = std::fs::read(&self.stderr_path).unwrap_or_default();
+        let hits = crate::leaks(&log);
+        assert!(
+            hits.is_empty(),
+            "secret in vaultd's log {}:\n{}",
+            self.stderr_path.display(),
+            hits.join("\n")
+        );
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
@@ -203,6 +218,18 @@ impl Daemon {
 
     pub fn ctl_in(&self, args: &[&str], stdin: Option<&[u8]>) -> Out {
         run(self.cmd().args(args), stdin)
+    }
+
+    /// As [`Daemon::ctl_in`], with vaultctl run through `prefix` (a wrapper
+    /// and its arguments, e.g. [`crate::TestUser::via`]).
+    pub fn ctl_via(&self, prefix: &[String], args: &[&str], stdin: Option<&[u8]>) -> Out {
+        let (wrapper, rest) = prefix.split_first().expect("a wrapper command");
+        let mut c = Command::new(wrapper);
+        c.args(rest)
+            .arg(bin("vaultctl"))
+            .env("VAULTD_SOCKET", &self.socket)
+            .args(args);
+        run(&mut c, stdin)
     }
 
     /// `init` with the test passphrase.
@@ -254,6 +281,12 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Out {
         });
     }
     let out = child.wait_with_output().expect("wait vaultctl");
+    let hits = crate::leaks(&out.stderr);
+    assert!(
+        hits.is_empty(),
+        "secret in vaultctl's stderr:\n{}",
+        hits.join("\n")
+    );
     Out {
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,
@@ -261,8 +294,23 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Out {
     }
 }
 
+/// `VAULTD_LOG` of every harness daemon: the most verbose level, so the
+/// leak check on drop sees everything vaultd could ever log.
+/// `TOKENVAULT_TEST_LOG` overrides it (e.g. `info` to compare timings).
+pub fn log_level() -> String {
+    std::env::var("TOKENVAULT_TEST_LOG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "trace".into())
+}
+
 impl Drop for Daemon {
+    /// Stops vaultd, then fails the test if its log holds a secret (unless
+    /// the test is already failing).
     fn drop(&mut self) {
         self.kill();
+        if !std::thread::panicking() {
+            self.assert_log_clean();
+        }
     }
 }
