@@ -12,14 +12,16 @@ pub struct TestUser {
 }
 
 impl TestUser {
-    /// Creates `tvtest-<pid>-<tag>` (an existing one of that name is
+    /// Creates `tvtest-<pid>-<n><tag>` (an existing one of that name is
     /// reused). `None` with the reason when that is not possible (not root,
     /// no useradd).
     pub fn create(tag: &str) -> Result<TestUser, String> {
         if !crate::is_root() {
             return Err("not root".into());
         }
-        let name = format!("tvtest-{}-{tag}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("tvtest-{}-{n}{tag}", std::process::id());
         let out = Command::new("useradd")
             .args([
                 "-r",
