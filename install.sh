@@ -301,7 +301,12 @@ for _ in $(seq 1 100); do
 done
 if [ "$ok" != 1 ]; then
     "$bin_dir/vaultctl" status || true
-    [ -f "$log_file" ] && tail -n 5 "$log_file" >&2
+    if [ "$how" = "${how#background}" ]; then
+        systemctl --user --no-pager status vaultd.socket vaultd.service >&2 || true
+        say "logs: journalctl --user -u vaultd.service" >&2
+    elif [ -f "$log_file" ]; then
+        tail -n 5 "$log_file" >&2
+    fi
     die "vaultd does not answer${socket:+ on $socket}; see the messages above"
 fi
 say "vaultd answers: $how"

@@ -139,6 +139,10 @@ pub fn key_source(config: &Config, credentials_dir: Option<&Path>) -> Option<Key
         if p.exists() {
             return Some(KeySource::Credential(p));
         }
+        tracing::info!(
+            "no {CREDENTIAL_NAME} credential in {} (CREDENTIALS_DIRECTORY); not unlocking from it",
+            dir.display()
+        );
     }
     config.unlock_keyfile.clone().map(KeySource::Config)
 }
