@@ -244,27 +244,74 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// One line per job when `audit = true`.
+    /// What can be said of a job before (or without) its policy check: the
+    /// URL as the client sent it, parsed best effort (never its query or
+    /// userinfo), for the line of a refused job.
+    fn unchecked(credential: &str, method: &str, url: &str) -> Audit {
+        let (origin, path) = match url::Url::parse(url) {
+            Ok(u) => (u.origin().ascii_serialization(), u.path().to_owned()),
+            Err(_) => ("?".to_owned(), "?".to_owned()),
+        };
+        Audit {
+            credential: printable(credential),
+            method: printable(method),
+            origin: printable(&origin),
+            path: printable(&path),
+        }
+    }
+
+    /// One line per job when `audit = true`: who asked (pid, uid,
+    /// executable), with which credential, for what (method, origin, path)
+    /// and how it ended: the HTTP status, `refused(Code)` when nothing was
+    /// sent, `failed(Code)` when sending failed. Never a value, header or
+    /// query.
     pub fn log(&self, state: &State, peer: &Peer, outcome: Result<u16, &ErrorReply>) {
+        let status = match outcome {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("failed({:?})", e.code),
+        };
+        self.line(state, peer, &status);
+    }
+
+    /// The line of a job refused before anything was sent.
+    fn log_refused(&self, state: &State, peer: &Peer, e: &ErrorReply) {
+        self.line(state, peer, &format!("refused({:?})", e.code));
+    }
+
+    fn line(&self, state: &State, peer: &Peer, status: &str) {
         if !state.config.audit {
             return;
         }
-        let status = match outcome {
-            Ok(s) => s.to_string(),
-            Err(e) => format!("error({:?})", e.code),
-        };
         tracing::info!(
             target: "audit",
-            "job pid={} uid={} exe={} credential={} method={} origin={} path={} status={status}",
+            "audit: job pid={} uid={} exe={} credential={} method={} origin={} path={} status={status}",
             peer.pid_str(),
             peer.uid,
-            peer.exe(),
+            printable(&peer.exe()),
             self.credential,
             self.method,
             self.origin,
             self.path,
         );
     }
+}
+
+/// A client-supplied string made safe for one `key=value` log line:
+/// control characters, spaces and backslashes as `\u{..}` escapes, at most
+/// 256 characters.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(256));
+    for c in s.chars().take(256) {
+        if c.is_control() || c == ' ' || c == '\\' {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    if s.chars().count() > 256 {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Checks a job against its credential's policy and builds what the HTTP
@@ -274,6 +321,20 @@ pub fn prepare_job(
     peer: &Peer,
     job: JobRequest,
 ) -> Result<(Prepared, Audit), ErrorReply> {
+    // A refused job gets its audit line here; the caller logs the outcome
+    // of one that goes ahead.
+    let unchecked = state
+        .config
+        .audit
+        .then(|| Audit::unchecked(&job.credential, &job.method, &job.url));
+    let result = check_job(state, peer, job);
+    if let (Err(e), Some(audit)) = (&result, unchecked) {
+        audit.log_refused(state, peer, e);
+    }
+    result
+}
+
+fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, Audit), ErrorReply> {
     let JobRequest {
         credential,
         method,
@@ -311,10 +372,10 @@ pub fn prepare_job(
     };
     state.record_use(&credential);
     let audit = Audit {
-        path: url.path().to_owned(),
-        method: method.to_string(),
-        origin: origin.to_string(),
-        credential,
+        path: printable(url.path()),
+        method: printable(method.as_str()),
+        origin: printable(&origin.to_string()),
+        credential: printable(&credential),
     };
     let prepared = Prepared {
         url,
@@ -391,4 +452,17 @@ fn public_key(state: &State, name: &str) -> Result<Response, ErrorReply> {
 fn explain(state: &State, job: JobRequest) -> Result<Response, ErrorReply> {
     let lease = state.lease(&job.credential)?;
     crate::job::explain::explain(&lease.policy, &lease.injection, job).map(Response::Explain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn audit_fields_stay_on_one_line_and_one_field() {
+        assert_eq!(printable("svc"), "svc");
+        assert_eq!(printable("/a b\nc\\"), "/a\\u{20}b\\u{a}c\\u{5c}");
+        let long = "x".repeat(300);
+        assert_eq!(printable(&long).len(), 259);
+    }
 }
