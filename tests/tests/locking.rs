@@ -1,0 +1,155 @@
+//! Brute force and time: failed unlocks are slowed down, the vault locks by
+//! itself (`lock_after_idle`, `lock_after`) and on SIGUSR1.
+
+use std::time::{Duration, Instant};
+
+use harness::{Daemon, Upstream, canary};
+
+fn state(d: &Daemon) -> String {
+    let out = d.ctl(&["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["state"].as_str().unwrap().to_owned()
+}
+
+/// Polls `status --json` (which is no activity) until the vault is locked;
+/// how long that took from `since`. Fails after `limit`.
+#[track_caller]
+fn wait_locked(d: &Daemon, since: Instant, limit: Duration) -> Duration {
+    loop {
+        if state(d) == "locked" {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < limit,
+            "still unlocked after {:?}",
+            since.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wrong_unlock(d: &Daemon) -> Duration {
+    let start = Instant::now();
+    let out = d
+        .ctl_in(
+            &["unlock", "--passphrase-stdin"],
+            Some(b"not the passphrase\n"),
+        )
+        .code(1);
+    assert!(out.stderr.contains("wrong passphrase"), "{}", out.stderr);
+    start.elapsed()
+}
+
+#[test]
+fn failed_unlocks_take_growing_delays_and_a_right_one_works_and_resets_them() {
+    let d = Daemon::start("");
+    d.init();
+    d.ctl(&["lock"]).ok();
+    let times: Vec<Duration> = (0..3).map(|_| wrong_unlock(&d)).collect();
+    let total: Duration = times.iter().sum();
+    eprintln!("three wrong unlocks: {times:?}, {total:?} in all");
+    assert!(
+        total >= Duration::from_millis(3500),
+        "0.5 + 1 + 2 s at least, took {total:?}"
+    );
+    assert!(times[2] >= Duration::from_secs(2), "{times:?}");
+    assert!(times[2] > times[0], "growing: {times:?}");
+    assert_eq!(state(&d), "locked");
+    // The right passphrase still works after them...
+    d.unlock().ok();
+    assert_eq!(state(&d), "unlocked");
+    // ...and resets the count: the next failure costs 0.5 s again, not 4 s.
+    d.ctl(&["lock"]).ok();
+    let again = wrong_unlock(&d);
+    assert!(
+        again >= Duration::from_millis(500) && again < Duration::from_millis(2500),
+        "after a good unlock the delay starts over: {again:?}"
+    );
+}
+
+#[test]
+fn lock_after_idle_locks_an_idle_vault_and_requests_reset_it() {
+    let up = Upstream::plain();
+    let d = Daemon::start("lock_after_idle = \"2s\"\n");
+    d.init();
+    d.add(
+        "svc",
+        &canary("idle"),
+        &["--bearer", "--origin", &up.origin()],
+    )
+    .ok();
+    // Busy for twice the idle time: every request resets the clock.
+    let busy = Instant::now();
+    let mut last = busy;
+    while busy.elapsed() < Duration::from_secs(4) {
+        last = Instant::now();
+        d.ctl(&["request", "svc", &up.url("/echo")]).ok();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(state(&d), "unlocked", "activity keeps it unlocked");
+    }
+    // Then idle: locked about 2 s after the last request.
+    let took = wait_locked(&d, last, Duration::from_secs(5));
+    eprintln!("locked {took:?} after the last request (lock_after_idle 2s)");
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert!(d.log().contains("lock_after_idle elapsed"), "{}", d.log());
+    d.ctl(&["request", "svc", &up.url("/echo")]).code(3);
+}
+
+#[test]
+fn lock_after_locks_at_a_fixed_time_despite_activity() {
+    let up = Upstream::plain();
+    let d = Daemon::start("lock_after = \"1s\"\nlock_after_idle = \"0\"\n");
+    d.init();
+    let unlocked = Instant::now();
+    d.add(
+        "svc",
+        &canary("fixed"),
+        &["--bearer", "--origin", &up.origin()],
+    )
+    .ok();
+    // Requests all along; the absolute timer locks anyway.
+    let took = loop {
+        let out = d.ctl(&["request", "svc", &up.url("/echo")]);
+        if out.code == 3 {
+            break unlocked.elapsed();
+        }
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            unlocked.elapsed() < Duration::from_secs(5),
+            "still unlocked after {:?} of activity",
+            unlocked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("locked {took:?} after unlock despite activity (lock_after 1s)");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert_eq!(state(&d), "locked");
+    assert!(d.log().contains("lock_after elapsed"), "{}", d.log());
+    // A fresh unlock starts a fresh period.
+    d.unlock().ok();
+    let again = Instant::now();
+    assert_eq!(state(&d), "unlocked");
+    wait_locked(&d, again, Duration::from_secs(5));
+}
+
+#[test]
+fn sigusr1_locks_the_vault() {
+    let up = Upstream::plain();
+    let d = Daemon::start("");
+    d.init();
+    d.add(
+        "svc",
+        &canary("usr1"),
+        &["--bearer", "--origin", &up.origin()],
+    )
+    .ok();
+    assert_eq!(state(&d), "unlocked");
+    let sent = Instant::now();
+    d.signal("USR1");
+    wait_locked(&d, sent, Duration::from_secs(5));
+    assert!(d.log().contains("SIGUSR1"), "{}", d.log());
+    d.ctl(&["request", "svc", &up.url("/echo")]).code(3);
+    // Still running, and unlocks again.
+    d.unlock().ok();
+    d.ctl(&["request", "svc", &up.url("/echo")]).ok();
+}
