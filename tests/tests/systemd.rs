@@ -600,20 +600,28 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Pids whose executable is `exe`.
+/// Pids whose executable is `exe` (also after it was deleted).
 fn running(exe: &Path) -> Vec<u32> {
+    let mut deleted = exe.as_os_str().to_owned();
+    deleted.push(" (deleted)");
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe) && alive(*pid)
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|p| p == exe || p.as_os_str() == deleted.as_os_str())
+                && alive(*pid)
         })
         .collect()
 }
 
 impl Drop for InstallHome {
     fn drop(&mut self) {
-        for pid in running(&self.home().join(".local/bin/vaultd")) {
+        let exes = [
+            self.home().join(".local/bin/vaultd"),
+            self.dir.path().join("prefix/bin/vaultd"),
+        ];
+        for pid in exes.iter().flat_map(|e| running(e)) {
             let _ = Command::new("kill")
                 .arg("-KILL")
                 .arg(pid.to_string())
@@ -745,4 +753,59 @@ fn installer_background_daemon_idempotent_and_uninstall_keeps_the_vault() {
     let st = h.ctl(&["status"], None).ok();
     assert!(st.text().contains("vault: locked"), "{}", st.text());
     assert_eq!(h.install(&["--uninstall"]).code, 0);
+}
+
+#[test]
+fn installer_honours_prefix_and_points_the_unit_at_it() {
+    if tool("bash").is_none() {
+        return;
+    }
+    let h = InstallHome::new();
+    let prefix = h.dir.path().join("prefix");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(repo().join("install.sh"));
+        cmd.args(args);
+        h.env(&mut cmd);
+        cmd.env("PREFIX", &prefix)
+            .env("TOKENVAULT_INSTALL_NO_SYSTEMD", "1")
+            .env(
+                "VAULTCTL_BIN_SRC",
+                bin("vaultd").parent().expect("target dir"),
+            );
+        harness::daemon::run(&mut cmd, None)
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.code,
+        0,
+        "install.sh failed:\n{}\n{}",
+        out.text(),
+        out.stderr
+    );
+    let pid = h.pid().expect("pid file");
+    let vaultd = prefix.join("bin/vaultd");
+    assert!(vaultd.exists() && prefix.join("bin/vaultctl").exists());
+    assert!(prefix.join("share/man/man1/vaultctl.1").exists());
+    assert!(!h.home().join(".local/bin/vaultd").exists());
+    let service =
+        std::fs::read_to_string(h.home().join(".config/systemd/user/vaultd.service")).unwrap();
+    assert!(
+        service
+            .lines()
+            .any(|l| l == format!("ExecStart={}", vaultd.display())),
+        "{service}"
+    );
+    assert_eq!(running(&vaultd), vec![pid]);
+
+    let out = run(&["--uninstall"]);
+    assert_eq!(
+        out.code,
+        0,
+        "uninstall failed:\n{}\n{}",
+        out.text(),
+        out.stderr
+    );
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)));
+    assert!(!vaultd.exists());
+    assert!(!prefix.join("share/man/man1/vaultctl.1").exists());
 }
