@@ -122,6 +122,7 @@ fn run(args: Args) -> Result<(), String> {
             vault.display()
         );
         spawn_lock_on_sigusr1(state.clone())?;
+        let shutdown = shutdown_signal();
         let unlocked = systemd::auto_unlock(&state, key_source).await;
         systemd::notify_ready(if unlocked {
             "serving (unlocked)"
@@ -129,7 +130,7 @@ fn run(args: Args) -> Result<(), String> {
             "serving (locked)"
         });
         server::serve(listener, state.clone(), async {
-            shutdown_signal().await;
+            shutdown.await;
             systemd::notify_stopping();
         })
         .await;
@@ -156,16 +157,22 @@ fn spawn_lock_on_sigusr1(state: Arc<State>) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now (so a signal during start-up,
+/// e.g. while unlocking, is not fatal but ends the serve loop at once) and
+/// returns the future that completes on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
     }
 }

@@ -809,3 +809,23 @@ fn installer_honours_prefix_and_points_the_unit_at_it() {
     assert!(!vaultd.exists());
     assert!(!prefix.join("share/man/man1/vaultctl.1").exists());
 }
+
+#[test]
+fn sigterm_while_unlocking_at_start_still_exits_0() {
+    // A wrong key costs a 0.5 s penalty before READY; SIGTERM in that window
+    // ends the daemon cleanly instead of killing it.
+    let up = Upstream::plain();
+    let (mut d, _key) = vault_with_keyfile(&up, &canary("mr"));
+    let creds = d.path("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("vaultd.key"), [0x42u8; 32]).unwrap();
+    d.env.push(("CREDENTIALS_DIRECTORY".into(), creds.into()));
+    d.spawn();
+    d.signal("TERM");
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "vaultd did not exit 0: {}",
+        d.log()
+    );
+}
