@@ -83,7 +83,7 @@ fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
 
 impl State {
     pub fn new(config: Config, vault_path: PathBuf) -> Result<State, String> {
-        // The shielding prekey: mapped now, so a warning about locking its
+        // The shielding key: drawn now, so a warning about locking its
         // pages shows at start, and a failure stops the daemon here.
         match crate::secure::shield::init() {
             Ok(true) => tracing::debug!("shielding key pages locked in memory"),

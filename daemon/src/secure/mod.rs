@@ -5,9 +5,9 @@
 //!   buffers, rustls records, bincode's growing vectors) do not outlive
 //!   their use in freed heap memory.
 //! - [`locked`]: a few pages outside the heap, locked in RAM and left out
-//!   of core dumps, for the shielding prekey.
+//!   of core dumps, for the shielding key.
 //! - [`shield`]: tokens kept encrypted in memory under an ephemeral key
-//!   derived from that prekey, and decrypted only for the one job that
+//!   held in such a page, and decrypted only for the one job that
 //!   needs them, as OpenSSH shields private keys.
 
 pub mod alloc;
