@@ -180,6 +180,10 @@ fn ctl_with_pid(d: &Daemon, args: &[&str]) -> (u32, Out) {
     )
 }
 
+/// args, expected exit, then the audit fields: credential, method, origin,
+/// path, status.
+type Job<'a> = (Vec<String>, i32, &'a str, &'a str, String, &'a str, &'a str);
+
 fn audit_lines(d: &Daemon) -> Vec<String> {
     d.log()
         .lines()
@@ -213,8 +217,7 @@ fn audit_logs_one_line_per_job_naming_caller_and_target_never_a_value() {
         .unwrap();
     let exe = harness::bin("vaultctl").display().to_string();
 
-    // (args, expected exit, credential, method, origin, path, status)
-    let jobs: Vec<(Vec<String>, i32, &str, &str, String, &str, &str)> = vec![
+    let jobs: Vec<Job> = vec![
         (
             vec![
                 "request".into(),
