@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use proto::{CredentialSpec, Injection, JobRequest, Request, Response, Secret};
 use vaultctl::Client;
+use vaultctl::nonblocking::AsyncClient;
 
 #[derive(Parser)]
 struct Cli {
@@ -34,6 +35,20 @@ enum Mode {
         /// Stop after this many jobs in total instead of after `seconds`.
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// Jobs through vaultd with the async client library: `concurrency`
+    /// tasks (one connection each) on a two-thread runtime, as `direct`.
+    ClientAsync {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        cred: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
     },
     /// The same load straight from reqwest (no daemon).
     Direct {
@@ -69,6 +84,13 @@ fn main() {
             seconds,
             count,
         } => client(socket, cred, url, concurrency, seconds, count),
+        Mode::ClientAsync {
+            socket,
+            cred,
+            url,
+            concurrency,
+            seconds,
+        } => client_async(socket, cred, url, concurrency, seconds),
         Mode::Direct {
             url,
             header,
@@ -155,6 +177,51 @@ fn client(
         errors += e;
     }
     report("client", all, start.elapsed(), errors);
+}
+
+fn client_async(socket: PathBuf, cred: String, url: String, concurrency: usize, seconds: f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let mut c = AsyncClient::connect(&socket).await.expect("connect");
+            let (cred, url) = (cred.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let job = JobRequest {
+                        credential: cred.clone(),
+                        method: "GET".into(),
+                        url: url.clone(),
+                        headers: vec![],
+                        body: None,
+                        follow_redirects: false,
+                        timeout_ms: None,
+                    };
+                    match c.call(&Request::Job(job)).await {
+                        Ok(Response::Job(r)) if r.status < 400 => lat.push(t.elapsed()),
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.expect("task");
+            all.extend(l);
+            errors += e;
+        }
+        report("client-async", all, start.elapsed(), errors);
+    });
 }
 
 fn direct(url: String, header: String, cacert: Option<PathBuf>, concurrency: usize, seconds: f64) {

@@ -1,5 +1,9 @@
 //! A small blocking client for vaultd. No crypto, no HTTP, no runtime:
-//! `vaultctl` starts, sends one request, prints, exits.
+//! `vaultctl` starts, sends one request, prints, exits. Async programs get
+//! [`nonblocking::AsyncClient`] with the `tokio` feature.
+
+#[cfg(feature = "tokio")]
+pub mod nonblocking;
 
 use std::io;
 use std::os::unix::net::UnixStream;
@@ -17,6 +21,11 @@ pub enum ClientError {
         "cannot reach vaultd at {path} ({source}); start it with `systemctl --user start vaultd.socket` or run `vaultd &`"
     )]
     NotRunning { path: PathBuf, source: io::Error },
+    /// The socket (or its directory) is not ours: another user's vaultd.
+    #[error(
+        "permission denied on {0}: that vaultd belongs to another user and serves only its own uid (and its allow_uids); use your own with --socket or $VAULTD_SOCKET"
+    )]
+    NotYours(PathBuf),
     #[error(
         "vaultd speaks protocol {theirs}, vaultctl speaks {ours}: restart vaultd after upgrading"
     )]
@@ -48,12 +57,23 @@ pub fn socket_path(flag: Option<&Path>) -> Option<PathBuf> {
         .map(|d| PathBuf::from(d).join("vaultd").join("vaultd.sock"))
 }
 
+impl ClientError {
+    /// Why connecting failed: nothing there, or not ours to use.
+    pub fn connect(path: &Path, source: io::Error) -> ClientError {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            ClientError::NotYours(path.to_owned())
+        } else {
+            ClientError::NotRunning {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
 impl Client {
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(path).map_err(|source| ClientError::NotRunning {
-            path: path.to_owned(),
-            source,
-        })?;
+        let stream = UnixStream::connect(path).map_err(|e| ClientError::connect(path, e))?;
         let mut client = Client { stream };
         // A refused peer gets the daemon's hello and an error without the
         // daemon reading ours, so a failed write is not yet a failure.
