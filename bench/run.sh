@@ -30,7 +30,10 @@ bin=${CARGO_TARGET_DIR:-$root/target}/release
 cargo build --release --locked -p vaultd --features vaultd/bench-unwiped-heap 2>&1 | tail -1
 unwiped=$(mktemp /tmp/vaultd-unwiped.XXXXXX)
 cp "$bin/vaultd" "$unwiped"
-cargo build --release --locked -p vaultd -p vaultctl -p tokenvault-bench 2>&1 | tail -1
+cargo build --release --locked -p vaultd -p vaultctl 2>&1 | tail -1
+# Separately: loadgen enables the client library's `tokio` feature, which
+# must not be unified into the vaultctl binary that is measured.
+cargo build --release --locked -p tokenvault-bench 2>&1 | tail -1
 
 w=$(mktemp -d /tmp/tokenvault-bench.XXXXXX)
 pids=()
@@ -130,12 +133,14 @@ hyperfine --style basic --warmup 10 --runs "$runs" --export-json "$w/git.json" \
     "git credential fill < $w/git-input" >/dev/null
 
 echo "== b. 64 jobs in flight for ${load_secs}s: client library vs direct reqwest"
-"$bin/loadgen" client --socket "$sock" --cred bench --url "http://127.0.0.1:$p_http/api" \
+"$bin/loadgen" client-async --socket "$sock" --cred bench --url "http://127.0.0.1:$p_http/api" \
     --concurrency 64 --seconds "$load_secs" > "$w/load_client_plain.json"
 "$bin/loadgen" direct --url "http://127.0.0.1:$p_http/api" --header "Access-Token: $token" \
     --concurrency 64 --seconds "$load_secs" > "$w/load_direct_plain.json"
-"$bin/loadgen" client --socket "$sock" --cred bench --url "https://localhost:$p_tls/api" \
+"$bin/loadgen" client-async --socket "$sock" --cred bench --url "https://localhost:$p_tls/api" \
     --concurrency 64 --seconds "$load_secs" > "$w/load_client_tls.json"
+"$bin/loadgen" client --socket "$sock" --cred bench --url "http://127.0.0.1:$p_http/api" \
+    --concurrency 64 --seconds "$load_secs" > "$w/load_blocking_plain.json"
 "$bin/loadgen" direct --url "https://localhost:$p_tls/api" --header "Access-Token: $token" \
     --cacert "$w/ca.pem" --concurrency 64 --seconds "$load_secs" > "$w/load_direct_tls.json"
 
@@ -154,9 +159,9 @@ for _ in $(seq 100); do VAULTD_SOCKET=$usock "$bin/vaultctl" status >/dev/null 2
 echo "bench passphrase" | VAULTD_SOCKET=$usock "$bin/vaultctl" init --passphrase-stdin 2>/dev/null
 echo "$token" | VAULTD_SOCKET=$usock "$bin/vaultctl" add bench --header Access-Token \
     --origin "http://127.0.0.1:$p_http" --origin "https://localhost:$p_tls"
-"$bin/loadgen" client --socket "$usock" --cred bench --url "http://127.0.0.1:$p_http/api" \
+"$bin/loadgen" client-async --socket "$usock" --cred bench --url "http://127.0.0.1:$p_http/api" \
     --concurrency 64 --seconds "$load_secs" > "$w/load_unwiped_plain.json"
-"$bin/loadgen" client --socket "$sock" --cred bench --url "http://127.0.0.1:$p_http/api" \
+"$bin/loadgen" client-async --socket "$sock" --cred bench --url "http://127.0.0.1:$p_http/api" \
     --concurrency 64 --seconds "$load_secs" > "$w/load_wiped_plain.json"
 kill "$upid" 2>/dev/null || true
 
@@ -223,7 +228,7 @@ for kind in ("plain", "tls"):
     c = load("load_client_" + kind); d = load("load_direct_" + kind)
     r = c["jobs_per_s"] / d["jobs_per_s"]
     L.append(f"| {kind} | {c['jobs_per_s']:.0f} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {d['jobs_per_s']:.0f} | {d['p50_ms']:.2f} | {d['p99_ms']:.2f} | {r:.2f}x | >= 0.7x | {'met' if r >= 0.7 else 'NOT met'} |")
-L.append(f"\nErrors: via vaultd {load('load_client_plain')['errors']}+{load('load_client_tls')['errors']}, direct {load('load_direct_plain')['errors']}+{load('load_direct_tls')['errors']}. \`loadgen client\` runs 64 threads, each with its own connection to vaultd (client library); \`loadgen direct\` runs 64 tokio tasks on one reqwest client.\n")
+L.append(f"\nErrors: via vaultd {load('load_client_plain')['errors']}+{load('load_client_tls')['errors']}, direct {load('load_direct_plain')['errors']}+{load('load_direct_tls')['errors']}. \`loadgen client-async\` runs 64 tokio tasks, each with its own connection to vaultd (the client library's \`AsyncClient\`); \`loadgen direct\` runs 64 tokio tasks on one reqwest client. The blocking client with 64 threads: {load('load_blocking_plain')['jobs_per_s']:.0f} jobs/s (plain).\n")
 L.append("## c. Status round trip\n")
 s = hf("status"); g = hf("git")
 L.append("| command | mean ms | ± |")
