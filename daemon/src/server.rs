@@ -154,7 +154,7 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
                 ErrorReply::new(
                     ErrorCode::PermissionDenied,
                     format!(
-                        "vaultd serves uid {own_uid} only; uid {} is not allowed",
+                        "vaultd serves uid {own_uid} only; uid {} is not allowed (its owner can list it in allow_uids)",
                         peer.uid
                     ),
                 ),
