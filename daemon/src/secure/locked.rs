@@ -103,13 +103,21 @@ mod tests {
         assert!(p.bytes().iter().all(|&b| b == 0));
         p.bytes_mut()[..4].copy_from_slice(b"key!");
         assert_eq!(&p.bytes()[..4], b"key!");
-        let start = p.ptr as usize;
+        // The kernel may merge it with a neighbour of the same flags (say,
+        // the shielding key's page): find the mapping that contains it.
+        let at = p.ptr as usize;
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut lines = smaps.lines().skip_while(|l| {
-            !l.split('-')
-                .next()
-                .is_some_and(|a| usize::from_str_radix(a, 16) == Ok(start))
-        });
+        let contains = |l: &str| {
+            let range = l.split_whitespace().next().unwrap_or("");
+            let Some((a, b)) = range.split_once('-') else {
+                return false;
+            };
+            match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                (Ok(a), Ok(b)) => a <= at && at < b,
+                _ => false,
+            }
+        };
+        let mut lines = smaps.lines().skip_while(|l| !contains(l));
         assert!(lines.next().is_some(), "mapping not in smaps");
         let flags = lines.find(|l| l.starts_with("VmFlags:")).unwrap();
         assert!(flags.contains(" dd"), "MADV_DONTDUMP not set: {flags}");
