@@ -388,6 +388,7 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
         policy: lease.policy,
         injection: lease.injection,
         token: lease.token,
+        client: lease.client,
     };
     Ok((prepared, audit))
 }

@@ -34,6 +34,11 @@ pub struct Lease {
     pub policy: Arc<Policy>,
     pub injection: proto::Injection,
     pub token: Secret,
+    /// The HTTP client, taken under the same vault read lock as the token.
+    /// `lock`, `remove` and `rotate` change the vault (write lock) before
+    /// they swap the client, so a job holding an old token always holds the
+    /// old pool, which is dropped, buffers and all, when the job ends.
+    pub client: reqwest::Client,
 }
 
 pub struct State {
@@ -423,6 +428,7 @@ impl State {
             policy,
             injection,
             token,
+            client: self.upstream.client(),
         })
     }
 

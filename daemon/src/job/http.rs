@@ -73,6 +73,9 @@ pub struct Prepared {
     pub policy: Arc<Policy>,
     pub injection: Injection,
     pub token: Secret,
+    /// The pool this job's connections go to, taken with the token (see
+    /// [`crate::state::Lease::client`]).
+    pub client: reqwest::Client,
 }
 
 impl Upstream {
@@ -84,7 +87,9 @@ impl Upstream {
             certs: Vec::new(),
         };
         if let Some(proxy) = &config.proxy {
-            let p = reqwest::Proxy::all(proxy).map_err(|e| format!("proxy {proxy:?}: {e}"))?;
+            // Never the URL itself in the message: it may carry a password.
+            let p = reqwest::Proxy::all(proxy)
+                .map_err(|e| format!("the configured proxy is not a usable URL: {e}"))?;
             settings.proxy = Some(p);
         }
         for path in &config.extra_ca {
@@ -111,7 +116,7 @@ impl Upstream {
     }
 
     /// The current client (a cheap handle on the shared pool).
-    fn client(&self) -> reqwest::Client {
+    pub fn client(&self) -> reqwest::Client {
         self.client
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -166,6 +171,7 @@ impl Upstream {
             policy,
             injection,
             token,
+            client,
             ..
         } = job;
         let header_map = build_headers(&headers, &injection, &token)?;
@@ -179,8 +185,6 @@ impl Upstream {
                 "a signed request needs its whole body before sending",
             ));
         }
-        // One client for every hop of this job, even if a reset swaps it.
-        let client = self.client();
         let mut stream_sent = false;
         let mut hops = 0;
         loop {
