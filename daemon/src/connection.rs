@@ -136,7 +136,20 @@ async fn stream_job(
     if body_follows && matches!(prepared.injection, proto::Injection::Sign { .. }) {
         // Content-Digest covers the whole body and goes in the headers, so a
         // signed request's body is gathered (within the frame limit) first.
-        match gather_body(stream, max.min(proto::MAX_BODY)).await {
+        // Within the job's deadline: a client that stalls here must not keep
+        // the signing key open past it (or past `lock`) indefinitely.
+        let gathered = timeout_at(deadline, gather_body(stream, max.min(proto::MAX_BODY)))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ErrorReply::new(
+                    ErrorCode::Upstream,
+                    format!(
+                        "request timed out after {} while receiving the body to sign",
+                        humantime::format_duration(limit)
+                    ),
+                ))
+            });
+        match gathered {
             Ok(b) => prepared.body = Some(b),
             Err(e) => {
                 let _ = write_frame_async(stream, &Response::Error(e)).await;
