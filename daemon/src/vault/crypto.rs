@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::VaultError;
 use super::format::KdfParams;
+use crate::secure::Shielded;
 
 /// AES-256 key length.
 pub const KEY_LEN: usize = 32;
@@ -33,34 +34,50 @@ const SLOT_AAD_PREFIX: &[u8; 18] = b"tokenvault slot v1";
 /// HKDF `info` for key-file slots.
 const KEYFILE_INFO: &[u8] = b"tokenvault keyfile slot v1";
 
-/// The random 256-bit key that encrypts the vault contents. Zeroized on
-/// drop, boxed so that moving it does not leave copies on the stack, never
-/// printed (`Debug` shows `[redacted]`). `Clone` (a second zeroizing box)
-/// because the daemon copies its unlocked state before a change.
+/// The random 256-bit key that encrypts the vault contents. Held shielded
+/// (sealed under the process's ephemeral key, see [`crate::secure::shield`])
+/// for as long as the vault is unlocked, so that, like the tokens, it is
+/// never in plaintext on the heap, where it could be swapped out; opened
+/// into a zeroizing buffer for each use. Never printed (`Debug` shows
+/// `[redacted]`). `Clone` copies ciphertext only.
 #[derive(Clone)]
-pub struct DataKey(Box<Zeroizing<[u8; KEY_LEN]>>);
+pub struct DataKey(Shielded);
 
 impl DataKey {
     /// A fresh key from the system RNG.
     pub fn generate() -> Result<Self, VaultError> {
-        let mut key = Self::zeroed();
-        fill_random(&mut key.0[..])?;
-        Ok(key)
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        fill_random(&mut raw[..])?;
+        Self::from_raw(&raw)
     }
 
-    fn zeroed() -> Self {
-        DataKey(Box::new(Zeroizing::new([0u8; KEY_LEN])))
+    fn from_raw(raw: &[u8; KEY_LEN]) -> Result<Self, VaultError> {
+        Shielded::seal(raw)
+            .map(DataKey)
+            .map_err(|_| VaultError::Crypto)
+    }
+
+    /// The key bytes, for one operation.
+    fn open(&self) -> Result<Zeroizing<[u8; KEY_LEN]>, VaultError> {
+        let secret = self.0.open().map_err(|_| VaultError::Crypto)?;
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        if secret.len() != KEY_LEN {
+            return Err(VaultError::Crypto);
+        }
+        raw.copy_from_slice(secret.expose());
+        Ok(raw)
     }
 
     /// A short-lived `ring` key object for this key.
     fn aead_key(&self) -> Result<LessSafeKey, VaultError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, &self.0[..]).map_err(|_| VaultError::Crypto)?;
+        let raw = self.open()?;
+        let unbound = UnboundKey::new(&AES_256_GCM, &raw[..]).map_err(|_| VaultError::Crypto)?;
         Ok(LessSafeKey::new(unbound))
     }
 
     #[cfg(test)]
-    pub(crate) fn bytes_for_test(&self) -> &[u8; KEY_LEN] {
-        &self.0
+    pub(crate) fn bytes_for_test(&self) -> [u8; KEY_LEN] {
+        *self.open().unwrap()
     }
 }
 
@@ -134,7 +151,7 @@ impl Kek {
         // The key bytes are encrypted in place right away: the buffer holds
         // only ciphertext once this returns, on success or failure.
         let (body, tag_out) = wrapped.split_at_mut(KEY_LEN);
-        body.copy_from_slice(&key.0[..]);
+        body.copy_from_slice(&key.open()?[..]);
         let sealed = self.0.seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(slot_aad(kind)),
@@ -160,8 +177,8 @@ impl Kek {
         nonce: &[u8; NONCE_LEN],
         wrapped: &[u8; WRAPPED_LEN],
     ) -> Option<DataKey> {
-        let mut key = DataKey::zeroed();
-        key.0.copy_from_slice(&wrapped[..KEY_LEN]);
+        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
+        raw.copy_from_slice(&wrapped[..KEY_LEN]);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&wrapped[KEY_LEN..]);
         self.0
@@ -169,11 +186,11 @@ impl Kek {
                 Nonce::assume_unique_for_key(*nonce),
                 Aad::from(slot_aad(kind)),
                 Tag::from(tag),
-                &mut key.0[..],
+                &mut raw[..],
                 0..,
             )
             .ok()?;
-        Some(key)
+        DataKey::from_raw(&raw).ok()
     }
 }
 
