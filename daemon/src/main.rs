@@ -59,6 +59,12 @@ fn init_logging() {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    // Socket activation: take the inherited descriptor before vaultd opens
+    // any file (so fd 3 is what systemd passed) and before any thread
+    // exists. The path stays what --socket/defaults say (for messages and
+    // the vault lock); the socket file itself belongs to systemd and is
+    // neither unlinked nor rebound.
+    let inherited = systemd::take_listen_fd()?;
     let config = match &args.config {
         Some(p) => Config::load(p, true),
         None => match paths::default_config() {
@@ -88,11 +94,6 @@ fn run(args: Args) -> Result<(), String> {
     let _vault_lock =
         vaultd::vault::lock::VaultLock::acquire(&vault, &socket).map_err(|e| e.to_string())?;
 
-    // Socket activation: take the inherited descriptor before any thread
-    // exists. The path stays what --socket/defaults say (for messages and the
-    // vault lock); the socket file itself belongs to systemd and is neither
-    // unlinked nor rebound.
-    let inherited = systemd::take_listen_fd()?;
     let key_source = systemd::key_source(
         &config,
         std::env::var_os("CREDENTIALS_DIRECTORY")
@@ -107,6 +108,10 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(async move {
         let state = Arc::new(State::new(config, vault.clone())?);
+        // Signal handlers before the socket answers: a client (or systemd)
+        // may signal as soon as it can connect.
+        spawn_lock_on_sigusr1(state.clone())?;
+        let shutdown = shutdown_signal();
         let (listener, how) = match inherited {
             Some(fd) => (
                 systemd::listener_from_fd(fd)
@@ -121,8 +126,6 @@ fn run(args: Args) -> Result<(), String> {
             socket.display(),
             vault.display()
         );
-        spawn_lock_on_sigusr1(state.clone())?;
-        let shutdown = shutdown_signal();
         let unlocked = systemd::auto_unlock(&state, key_source).await;
         systemd::notify_ready(if unlocked {
             "serving (unlocked)"

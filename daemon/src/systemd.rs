@@ -8,7 +8,7 @@
 //! and without a key file the vault stays locked until `vaultctl unlock`.
 
 use std::io::{self, Read};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use interprocess::local_socket::tokio::Listener;
@@ -45,24 +45,32 @@ pub fn take_listen_fd() -> Result<Option<OwnedFd>, String> {
             ));
         }
     };
-    let fd = own_inherited_fd(fd);
-    check_listening_unix_stream(&fd)?;
-    Ok(Some(fd))
+    // Checked while only borrowed: a descriptor that is not what systemd
+    // promised is left alone (not closed), whatever it is.
+    check_listening_unix_stream(borrow_inherited_fd(fd))?;
+    Ok(Some(own_inherited_fd(fd)))
 }
 
-/// `listen_fds()` checked `LISTEN_PID` against our pid and set `O_CLOEXEC`:
-/// the descriptor was handed to this process by the service manager and
-/// nothing else in vaultd owns or closes it.
+/// A look at an inherited descriptor without taking it.
+#[allow(unsafe_code)]
+fn borrow_inherited_fd(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: `fd` comes from `sd_notify::listen_fds()` (LISTEN_PID is this
+    // process), and `take_listen_fd` runs first thing in `main`, before vaultd
+    // opens any file: the number refers to the descriptor the service
+    // manager passed, which stays open for the whole check.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Takes ownership of the checked listening socket.
 #[allow(unsafe_code)]
 fn own_inherited_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: `fd` comes from `sd_notify::listen_fds()`, which only yields
-    // descriptors when LISTEN_PID is this process; they are open (the service
-    // manager passed them) and this is the only place that takes ownership of
-    // them (called once, from `main`).
+    // SAFETY: as `borrow_inherited_fd`; it was just checked to be a listening
+    // Unix stream socket, and this is the only place that takes ownership of
+    // it (`take_listen_fd` is called once, from `main`).
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn check_listening_unix_stream(fd: &OwnedFd) -> Result<(), String> {
+fn check_listening_unix_stream(fd: BorrowedFd<'_>) -> Result<(), String> {
     use rustix::net::{AddressFamily, SocketType, sockopt};
     let bad = |what: String| format!("the socket passed by systemd is not usable: {what}");
     let ty = sockopt::socket_type(fd).map_err(|e| bad(format!("not a socket ({e})")))?;
