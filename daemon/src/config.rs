@@ -174,11 +174,19 @@ fn describe(text: &str, e: &toml::de::Error) -> String {
         return message;
     };
     let line_no = text[..span.start.min(text.len())].matches('\n').count();
-    match text.lines().nth(line_no).map(str::trim) {
-        Some(line) if !line.is_empty() && !message.contains(line) => {
-            format!("line {}: {message} (in `{line}`)", line_no + 1)
+    // The key names the line; its value is never repeated (a mistyped
+    // `proxy = http://user:password@host` must not reach the journal).
+    let key = text
+        .lines()
+        .nth(line_no)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && k.len() <= 64);
+    match key {
+        Some(key) if !message.contains(key) => {
+            format!("line {}: {message} (key `{key}`)", line_no + 1)
         }
-        _ => message,
+        _ => format!("line {}: {message}", line_no + 1),
     }
 }
 
@@ -273,6 +281,19 @@ mod tests {
         assert_eq!(c.max_body, 1 << 20);
         assert_eq!(c.request_timeout, Duration::from_secs(120));
         assert_eq!(c.allow_uids, vec![1001]);
+    }
+
+    #[test]
+    fn errors_name_the_key_never_the_value() {
+        for bad in [
+            "proxy = http://user:s3cret@proxy:3128\n",
+            "proxy = [\"http://user:s3cret@proxy:3128\"]\n",
+            "proxy = { url = \"http://user:s3cret@proxy:3128\" }\n",
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(!e.contains("s3cret"), "{bad:?}: {e}");
+            assert!(e.contains("proxy"), "{bad:?}: {e}");
+        }
     }
 
     #[test]
