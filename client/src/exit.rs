@@ -25,7 +25,8 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Failure {
         let code = match &e {
-            ClientError::NotRunning { .. } => NOT_RUNNING,
+            // Not reachable for this user: as a missing daemon, for scripts.
+            ClientError::NotRunning { .. } | ClientError::NotAllowed { .. } => NOT_RUNNING,
             ClientError::Daemon(reply) => reply.code.exit_code(),
             _ => USAGE,
         };

@@ -21,11 +21,14 @@ pub enum ClientError {
         "cannot reach vaultd at {path} ({source}); start it with `systemctl --user start vaultd.socket` or run `vaultd &`"
     )]
     NotRunning { path: PathBuf, source: io::Error },
-    /// The socket (or its directory) is not ours: another user's vaultd.
-    #[error(
-        "permission denied on {0}: that vaultd belongs to another user and serves only its own uid (and its allow_uids); use your own with --socket or $VAULTD_SOCKET"
-    )]
-    NotYours(PathBuf),
+    /// The socket (or its directory) may not be opened by this user.
+    #[error("permission denied on {path}{}", match owner {
+        Some(uid) => format!(
+            " (owned by uid {uid}): a vaultd serves only its own uid and its allow_uids; use your own with --socket or $VAULTD_SOCKET"
+        ),
+        None => ": check the permissions of the socket and its directory".to_owned(),
+    })]
+    NotAllowed { path: PathBuf, owner: Option<u32> },
     #[error(
         "vaultd speaks protocol {theirs}, vaultctl speaks {ours}: restart vaultd after upgrading"
     )]
@@ -61,7 +64,19 @@ impl ClientError {
     /// Why connecting failed: nothing there, or not ours to use.
     pub fn connect(path: &Path, source: io::Error) -> ClientError {
         if source.kind() == io::ErrorKind::PermissionDenied {
-            ClientError::NotYours(path.to_owned())
+            use std::os::unix::fs::MetadataExt;
+            // The socket itself, else the nearest directory above it that
+            // can be looked at (another user's 0700 directory hides what is
+            // inside from `stat` too). Ours or root's names nobody.
+            let owner = path
+                .ancestors()
+                .find_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.uid())
+                .filter(|&uid| uid != 0 && uid != rustix::process::getuid().as_raw());
+            ClientError::NotAllowed {
+                path: path.to_owned(),
+                owner,
+            }
         } else {
             ClientError::NotRunning {
                 path: path.to_owned(),

@@ -113,9 +113,10 @@ fn only_the_daemons_own_uid_may_connect_others_are_refused_and_logged() {
     // A second user: the 0700 directory and 0600 socket stop it first...
     let out = d.ctl_via(&b.via(), &["status"], None);
     eprintln!("another user is told: {}", out.stderr.trim_end());
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr.contains("permission denied") && out.stderr.contains("another user"),
+        out.stderr.contains("permission denied")
+            && out.stderr.contains(&format!("owned by uid {}", a.uid)),
         "{}",
         out.stderr
     );
@@ -193,13 +194,16 @@ fn vaultd_is_not_dumpable_even_by_its_own_uid_and_makes_no_core_files() {
     let Some((a, _b)) = users(test) else { return };
     let d = daemon_as(&a, "");
     // A control process of the same user, without vaultd's hardening.
-    let mut control = a
-        .command("sleep")
-        .arg("30")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let sleeper = control.id();
+    // Killed on drop, before `a` is (so `userdel` finds no process left),
+    // even when an assertion below fails.
+    let control = KillOnDrop(
+        a.command("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sleeper = control.0.id();
     let start = Instant::now();
     while proc_owner(sleeper, "status") != a.uid && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(10));
@@ -242,8 +246,17 @@ fn vaultd_is_not_dumpable_even_by_its_own_uid_and_makes_no_core_files() {
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(&fields[4..6], ["0", "0"], "{core}");
 
-    let _ = control.kill();
-    let _ = control.wait();
+    drop(control);
     // vaultd stops before userdel runs.
     drop(d);
+}
+
+/// A child process killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
