@@ -49,6 +49,12 @@ done
 repo=$(cd "$(dirname "$0")" && pwd)
 [ -n "${HOME:-}" ] || die "HOME is not set"
 prefix=${PREFIX:-$HOME/.local}
+# Absolute (the unit's ExecStart= and the manifest need it), and plain: the
+# path goes into a systemd unit, where spaces split and % is a specifier.
+case $prefix in /*) ;; *) prefix=$(pwd)/$prefix ;; esac
+case $prefix in
+*[[:space:]%\\\|\&\"\'\$]*) die "PREFIX '$prefix' has a character a systemd unit cannot carry (space, %, \\, |, &, quotes, \$)" ;;
+esac
 bin_dir=$prefix/bin
 share_dir=$prefix/share
 unit_dir=${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user
