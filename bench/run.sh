@@ -29,7 +29,7 @@ bin=${CARGO_TARGET_DIR:-$root/target}/release
 # then the real one, which ends up in $bin.
 cargo build --release --locked -p vaultd --features vaultd/bench-unwiped-heap 2>&1 | tail -1
 unwiped=$(mktemp /tmp/vaultd-unwiped.XXXXXX)
-cp "$bin/vaultd" "$unwiped"
+cp "$bin/vaultd" "$unwiped" && chmod 700 "$unwiped"
 cargo build --release --locked -p vaultd -p vaultctl 2>&1 | tail -1
 # Separately: loadgen enables the client library's `tokio` feature, which
 # must not be unified into the vaultctl binary that is measured.
@@ -73,7 +73,7 @@ http {
         ssl_certificate $w/leaf.pem;
         ssl_certificate_key $w/leaf.key;
         location /api { default_type application/json; return 200 '{"ok":true}'; }
-        location /big { alias $w/big.bin; }
+        location /big { alias $w/pub/big.bin; }
         location /sink { client_max_body_size 0; return 200 'ok'; }
     }
 }
@@ -174,11 +174,13 @@ for _ in $(seq 100); do VAULTD_SOCKET=$tsock "$bin/vaultctl" status >/dev/null 2
 echo "bench passphrase" | VAULTD_SOCKET=$tsock "$bin/vaultctl" init --passphrase-stdin 2>/dev/null
 echo "$token" | VAULTD_SOCKET=$tsock "$bin/vaultctl" add bench --header Access-Token \
     --origin "http://127.0.0.1:$p_http"
-head -c 1073741824 /dev/urandom > "$w/big.bin"
+# nginx's workers run as nobody: the file they serve must be theirs to read.
+mkdir -p "$w/pub" && chmod 711 "$w" && chmod 755 "$w/pub"
+head -c 1073741824 /dev/urandom > "$w/pub/big.bin" && chmod 644 "$w/pub/big.bin"
 echo 5 > "/proc/$tpid/clear_refs"
 t0=$(date +%s%N)
 VAULTD_SOCKET=$tsock /usr/bin/time -f %M -o "$w/up.kib" "$bin/vaultctl" request bench \
-    "http://127.0.0.1:$p_http/sink" -f -s -d @"$w/big.bin" >/dev/null
+    "http://127.0.0.1:$p_http/sink" -f -s -d @"$w/pub/big.bin" >/dev/null
 t1=$(date +%s%N)
 up_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$tpid/status")
 echo 5 > "/proc/$tpid/clear_refs"
@@ -186,13 +188,13 @@ VAULTD_SOCKET=$tsock /usr/bin/time -f %M -o "$w/down.kib" "$bin/vaultctl" reques
     "http://127.0.0.1:$p_http/big" -f -s -o "$w/big.out"
 t2=$(date +%s%N)
 down_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$tpid/status")
-cmp -s "$w/big.bin" "$w/big.out" && same=yes || same=NO
+cmp -s "$w/pub/big.bin" "$w/big.out" && same=yes || same=NO
 rm -f "$w/big.out"
 printf '{"up_ctl_kib": %s, "up_daemon_kib": %s, "up_ms": %s, "down_ctl_kib": %s, "down_daemon_kib": %s, "down_ms": %s, "same": "%s"}\n' \
     "$(tail -1 "$w/up.kib")" "$up_hwm" $(( (t1 - t0) / 1000000 )) \
     "$(tail -1 "$w/down.kib")" "$down_hwm" $(( (t2 - t1) / 1000000 )) "$same" > "$w/transfer.json"
 kill "$tpid" 2>/dev/null || true
-rm -f "$w/big.bin"
+rm -f "$w/pub/big.bin"
 
 python3 - "$w" "$root/BENCHMARKS.md" <<PY
 import json, sys, os, platform, datetime, subprocess
