@@ -115,6 +115,26 @@ fn assert_clean(what: &str, s: &Scan, labels: &[String]) {
     );
 }
 
+/// A bearer credential bound to both upstreams.
+fn add_bearer(d: &Daemon, name: &str, token: &str, plain: &Upstream, tls: &Upstream) {
+    let (p, t) = (plain.origin(), tls.origin());
+    d.add(name, token, &["--bearer", "--origin", &p, "--origin", &t])
+        .ok();
+}
+
+/// Scans for every form of `token` (and the control) and asserts none.
+fn assert_token_gone(d: &Daemon, what: &str, label: &str, token: &str) {
+    let labels: Vec<String> = (0..2).map(|i| format!("{label} (form {i})")).collect();
+    let control = d.vault.display().to_string();
+    let s = scan_until_clean(
+        d.pid(),
+        &forms(token),
+        control.as_bytes(),
+        Duration::from_secs(3),
+    );
+    assert_clean(what, &s, &labels);
+}
+
 #[test]
 fn token_and_passphrase_gone_from_memory_after_lock() {
     if !root_or_skip("token_and_passphrase_gone_from_memory_after_lock") {
@@ -187,18 +207,7 @@ fn removed_token_gone_from_memory_while_unlocked() {
     let keep = canary("keep");
     let gone = canary("gone");
     for (name, tok) in [("keep", &keep), ("gone", &gone)] {
-        d.add(
-            name,
-            tok,
-            &[
-                "--bearer",
-                "--origin",
-                &plain.origin(),
-                "--origin",
-                &tls.origin(),
-            ],
-        )
-        .ok();
+        add_bearer(&d, name, tok, &plain, &tls);
     }
     exercise(&d, &plain, &tls, "gone");
     assert!(plain.saw(&gone) && tls.saw(&gone), "the token was not sent");
@@ -206,17 +215,7 @@ fn removed_token_gone_from_memory_while_unlocked() {
     // The other credential keeps working (on a fresh pool).
     d.ctl(&["request", "keep", &tls.url("/user")]).ok();
 
-    let labels: Vec<String> = (0..2)
-        .map(|i| format!("removed token (form {i})"))
-        .collect();
-    let control = d.vault.display().to_string();
-    let s = scan_until_clean(
-        d.pid(),
-        &forms(&gone),
-        control.as_bytes(),
-        Duration::from_secs(3),
-    );
-    assert_clean("after remove", &s, &labels);
+    assert_token_gone(&d, "after remove", "removed token", &gone);
 }
 
 #[test]
@@ -229,31 +228,12 @@ fn rotated_out_value_gone_from_memory() {
     let d = daemon(&tls, harness::PASSPHRASE);
     let old = canary("old");
     let new = canary("new");
-    d.add(
-        "api",
-        &old,
-        &[
-            "--bearer",
-            "--origin",
-            &plain.origin(),
-            "--origin",
-            &tls.origin(),
-        ],
-    )
-    .ok();
+    add_bearer(&d, "api", &old, &plain, &tls);
     exercise(&d, &plain, &tls, "api");
     d.ctl_in(&["rotate", "api"], Some(format!("{new}\n").as_bytes()))
         .ok();
     d.ctl(&["request", "api", &tls.url("/user")]).ok();
     assert!(tls.saw(&new), "the new value was not sent");
 
-    let labels: Vec<String> = (0..2).map(|i| format!("old value (form {i})")).collect();
-    let control = d.vault.display().to_string();
-    let s = scan_until_clean(
-        d.pid(),
-        &forms(&old),
-        control.as_bytes(),
-        Duration::from_secs(3),
-    );
-    assert_clean("after rotate", &s, &labels);
+    assert_token_gone(&d, "after rotate", "old value", &old);
 }
