@@ -237,3 +237,40 @@ fn rotated_out_value_gone_from_memory() {
 
     assert_token_gone(&d, "after rotate", "old value", &old);
 }
+
+#[test]
+fn removed_signing_key_gone_from_memory() {
+    if !root_or_skip("removed_signing_key_gone_from_memory") {
+        return;
+    }
+    let plain = Upstream::plain();
+    let tls = Upstream::tls();
+    let d = daemon(&tls, harness::PASSPHRASE);
+    let key = canary("hmac-key");
+    d.ctl_in(
+        &[
+            "add",
+            "signer",
+            "--sign",
+            "hmac-sha256",
+            "--import",
+            "--origin",
+            &plain.origin(),
+            "--origin",
+            &tls.origin(),
+        ],
+        Some(key.as_bytes()),
+    )
+    .ok();
+    plain.set_verify_key(harness::sigverify::VerifyKey::Hmac(key.as_bytes().to_vec()));
+    for _ in 0..3 {
+        let out = d
+            .ctl(&["request", "signer", &plain.url("/verify"), "-d", "{}", "-f"])
+            .ok();
+        assert!(out.text().starts_with("verified"), "{}", out.text());
+        d.ctl(&["request", "signer", &tls.url("/echo"), "-d", "x"])
+            .ok();
+    }
+    d.ctl(&["remove", "signer"]).ok();
+    assert_token_gone(&d, "after remove", "removed HMAC key", &key);
+}
