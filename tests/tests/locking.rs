@@ -28,6 +28,20 @@ fn wait_locked(d: &Daemon, since: Instant, limit: Duration) -> Duration {
     }
 }
 
+/// Waits for a log line: vaultd logs a lock just after making it, so a
+/// client may see the vault locked a moment before the line is written.
+fn assert_logged(d: &Daemon, needle: &str) {
+    let start = Instant::now();
+    while !d.log().contains(needle) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no {needle:?} in the log: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wrong_unlock(d: &Daemon) -> Duration {
     let start = Instant::now();
     let out = d
@@ -91,7 +105,7 @@ fn lock_after_idle_locks_an_idle_vault_and_requests_reset_it() {
     let took = wait_locked(&d, last, Duration::from_secs(5));
     eprintln!("locked {took:?} after the last request (lock_after_idle 2s)");
     assert!(took >= Duration::from_millis(1900), "{took:?}");
-    assert!(d.log().contains("lock_after_idle elapsed"), "{}", d.log());
+    assert_logged(&d, "lock_after_idle elapsed");
     d.ctl(&["request", "svc", &up.url("/echo")]).code(3);
 }
 
@@ -126,7 +140,7 @@ fn lock_after_locks_at_a_fixed_time_despite_activity() {
     // clock started: a loose lower bound, not a timing test.
     assert!(took >= Duration::from_millis(500), "{took:?}");
     assert_eq!(state(&d), "locked");
-    assert!(d.log().contains("lock_after elapsed"), "{}", d.log());
+    assert_logged(&d, "lock_after elapsed");
     // A fresh unlock starts a fresh period.
     d.unlock().ok();
     let again = Instant::now();
@@ -149,7 +163,7 @@ fn sigusr1_locks_the_vault() {
     let sent = Instant::now();
     d.signal("USR1");
     wait_locked(&d, sent, Duration::from_secs(5));
-    assert!(d.log().contains("SIGUSR1"), "{}", d.log());
+    assert_logged(&d, "vault locked (SIGUSR1)");
     d.ctl(&["request", "svc", &up.url("/echo")]).code(3);
     // Still running, and unlocks again.
     d.unlock().ok();
