@@ -120,7 +120,9 @@ impl Shielded {
 
     /// Length of the plaintext, without opening it.
     pub fn len(&self) -> usize {
-        self.0.len() - NONCE_LEN - AES_256_GCM.tag_len()
+        self.0
+            .len()
+            .saturating_sub(NONCE_LEN + AES_256_GCM.tag_len())
     }
 
     pub fn is_empty(&self) -> bool {
