@@ -158,6 +158,16 @@ async fn stream_job(
         }
         body_follows = false;
     }
+    // A `lock` while the body flows ends the job: the token's copies (in
+    // the redactor, in the connection) go with it.
+    let epoch = prepared.epoch.clone();
+    let locked_meanwhile = || {
+        ErrorReply::new(
+            ErrorCode::Locked,
+            "the vault was locked during this transfer, which was cut short: run `vaultctl unlock`",
+        )
+    };
+    let upload_epoch = epoch.clone();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let body = body_follows.then(|| ChannelBody::body(rx));
@@ -170,6 +180,7 @@ async fn stream_job(
         let mut total = 0usize;
         loop {
             let fail = match read_frame_async::<_, Request>(&mut rd).await {
+                Ok(Some(Request::Chunk(_))) if !upload_epoch.is_current() => locked_meanwhile(),
                 Ok(Some(Request::Chunk(c))) => {
                     total += c.len();
                     if total > max {
@@ -241,6 +252,7 @@ async fn stream_job(
             )),
         };
         match next {
+            Ok(Some(_)) if !epoch.is_current() => break Err(locked_meanwhile()),
             Ok(Some(piece)) => {
                 total += piece.len();
                 if total > max {

@@ -389,6 +389,7 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
         injection: lease.injection,
         token: lease.token,
         client: lease.client,
+        epoch: lease.epoch,
     };
     Ok((prepared, audit))
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,24 @@ pub struct Lease {
     /// they swap the client, so a job holding an old token always holds the
     /// old pool, which is dropped, buffers and all, when the job ends.
     pub client: reqwest::Client,
+    /// Which unlock this lease belongs to.
+    pub epoch: Epoch,
+}
+
+/// The unlock a job's token was taken from. `lock` starts a new epoch, so
+/// a job that was still waiting to send (an upload, a redirect to follow)
+/// when the vault locked sends nothing more.
+#[derive(Clone, Debug)]
+pub struct Epoch {
+    seen: u64,
+    current: Arc<AtomicU64>,
+}
+
+impl Epoch {
+    /// Whether the vault has stayed unlocked since the lease was taken.
+    pub fn is_current(&self) -> bool {
+        self.current.load(Ordering::Acquire) == self.seen
+    }
 }
 
 pub struct State {
@@ -52,6 +71,8 @@ pub struct State {
     writer: tokio::sync::Mutex<()>,
     last_activity: Mutex<Instant>,
     failed_unlocks: Mutex<u32>,
+    /// Bumped by every `lock` (see [`Epoch`]).
+    epoch: Arc<AtomicU64>,
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorReply {
@@ -106,6 +127,7 @@ impl State {
             writer: tokio::sync::Mutex::new(()),
             last_activity: Mutex::new(Instant::now()),
             failed_unlocks: Mutex::new(0),
+            epoch: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -144,7 +166,13 @@ impl State {
     /// Drops every key and token from memory, and the pooled upstream
     /// connections whose buffers may still hold an injected header.
     pub fn lock(&self) -> bool {
-        let was_unlocked = self.write().take().is_some();
+        let was_unlocked = {
+            let mut guard = self.write();
+            // Under the write lock, so no lease can see the old vault with
+            // the new epoch.
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            guard.take().is_some()
+        };
         if was_unlocked {
             self.upstream.reset();
         }
@@ -429,6 +457,10 @@ impl State {
             injection,
             token,
             client: self.upstream.client(),
+            epoch: Epoch {
+                seen: self.epoch.load(Ordering::Acquire),
+                current: self.epoch.clone(),
+            },
         })
     }
 

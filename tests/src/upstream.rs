@@ -381,6 +381,10 @@ async fn handle(
             reply(200, "text/plain", "slow")
         }
         "/redirect" => {
+            // `ms`: wait that long before answering (a slow first hop).
+            if let Some(ms) = query_param(&target, "ms").and_then(|v| v.parse().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             let to = query_param(&target, "to").unwrap_or_else(|| "/echo".into());
             let code: u16 = query_param(&target, "code")
                 .and_then(|v| v.parse().ok())

@@ -169,3 +169,84 @@ fn sigusr1_locks_the_vault() {
     d.unlock().ok();
     d.ctl(&["request", "svc", &up.url("/echo")]).ok();
 }
+
+#[test]
+fn lock_stops_a_waiting_job_before_its_next_hop() {
+    let up = Upstream::plain();
+    let d = Daemon::start("");
+    d.init();
+    d.add(
+        "svc",
+        &canary("hop"),
+        &["--bearer", "--origin", &up.origin()],
+    )
+    .ok();
+    // The first hop takes 1 s to answer with a redirect; lock meanwhile.
+    let url = up.url("/redirect?ms=1000&to=/echo");
+    let job = {
+        let mut cmd = d.cmd();
+        cmd.args(["request", "svc", &url, "-L"]);
+        std::thread::spawn(move || harness::daemon::run(&mut cmd, None))
+    };
+    let start = Instant::now();
+    while !up
+        .requests()
+        .iter()
+        .any(|r| r.target.starts_with("/redirect"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "first hop never sent"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    d.ctl(&["lock"]).ok();
+    let out = job.join().unwrap();
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("locked"), "{}", out.stderr);
+    let sent: Vec<String> = up.requests().iter().map(|r| r.target.clone()).collect();
+    assert!(
+        !sent.iter().any(|t| t.starts_with("/echo")),
+        "the next hop was sent after lock: {sent:?}"
+    );
+}
+
+#[test]
+fn lock_cuts_a_streamed_download_short() {
+    let up = Upstream::plain();
+    let d = Daemon::start("max_body = \"100GiB\"\n");
+    d.init();
+    d.add(
+        "svc",
+        &canary("dl"),
+        &["--bearer", "--origin", &up.origin()],
+    )
+    .ok();
+    let job = {
+        let mut cmd = d.cmd();
+        cmd.args([
+            "request",
+            "svc",
+            &up.url("/source?n=50000000000"),
+            "-o",
+            "/dev/null",
+        ]);
+        std::thread::spawn(move || harness::daemon::run(&mut cmd, None))
+    };
+    let start = Instant::now();
+    while up.produced.load(std::sync::atomic::Ordering::Relaxed) < 16 << 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "download never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    d.ctl(&["lock"]).ok();
+    let out = job.join().unwrap();
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("locked during this transfer"),
+        "{}",
+        out.stderr
+    );
+}

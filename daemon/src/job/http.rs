@@ -76,6 +76,8 @@ pub struct Prepared {
     /// The pool this job's connections go to, taken with the token (see
     /// [`crate::state::Lease::client`]).
     pub client: reqwest::Client,
+    /// Checked before every hop: nothing is sent once the vault has locked.
+    pub epoch: crate::state::Epoch,
 }
 
 impl Upstream {
@@ -172,6 +174,7 @@ impl Upstream {
             injection,
             token,
             client,
+            epoch,
             ..
         } = job;
         let header_map = build_headers(&headers, &injection, &token)?;
@@ -188,6 +191,12 @@ impl Upstream {
         let mut stream_sent = false;
         let mut hops = 0;
         loop {
+            if !epoch.is_current() {
+                return Err(ErrorReply::new(
+                    ErrorCode::Locked,
+                    "the vault was locked before this request was sent (nothing more was sent): run `vaultctl unlock`",
+                ));
+            }
             let mut hop_headers = header_map.clone();
             if let Some((cfg, key)) = &signing {
                 // Each hop is signed for its own method, URL and body.
