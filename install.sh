@@ -70,7 +70,18 @@ if [ -n "${VAULTD_SOCKET:-}" ]; then
 elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then
     socket=$XDG_RUNTIME_DIR/vaultd/vaultd.sock
 else
-    socket=
+    # No XDG_RUNTIME_DIR (a root shell in a container, su): vaultd and
+    # vaultctl both fall back to /run/user/UID when it is the user's own
+    # 0700 directory. Root may create it; others get it from logind.
+    run_user=/run/user/$(id -u)
+    if [ ! -d "$run_user" ] && [ "$(id -u)" = 0 ]; then
+        mkdir -p -m 0700 "$run_user"
+    fi
+    if [ -d "$run_user" ] && [ -O "$run_user" ] && [ -z "$(find "$run_user" -maxdepth 0 -perm /077)" ]; then
+        socket=$run_user/vaultd/vaultd.sock
+    else
+        socket=
+    fi
 fi
 
 # True when a systemd user manager answers for this user.
@@ -270,7 +281,7 @@ if have_user_manager; then
     fi
     how="systemd user socket vaultd.socket (enabled; vaultd starts on the first request)"
 else
-    [ -n "$socket" ] || die "XDG_RUNTIME_DIR is not set, so vaultd and vaultctl have no default socket: export XDG_RUNTIME_DIR=/run/user/$(id -u) (or VAULTD_SOCKET=PATH) and run again"
+    [ -n "$socket" ] || die "XDG_RUNTIME_DIR is not set and /run/user/$(id -u) is not yours, so vaultd and vaultctl have no default socket: export VAULTD_SOCKET=PATH (in your shell profile too) and run again"
     if pid=$(background_pid); then
         if [ "$binaries_changed" -gt 0 ]; then
             say "restarting the background vaultd (pid $pid) with the new binary; unlock it again afterwards"

@@ -21,7 +21,8 @@ Exit codes: 0 ok, 1 usage or local error, 2 daemon not reachable, 3 vault locked
 #[derive(Parser, Debug)]
 #[command(name = "vaultctl", version, about, after_help = EXAMPLES)]
 pub struct Cli {
-    /// vaultd's socket [default: $VAULTD_SOCKET, else $XDG_RUNTIME_DIR/vaultd/vaultd.sock]
+    /// vaultd's socket [default: $VAULTD_SOCKET, else $XDG_RUNTIME_DIR/vaultd/vaultd.sock,
+    /// else /run/user/UID/vaultd/vaultd.sock]
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     #[command(subcommand)]

@@ -47,7 +47,9 @@ pub struct Client {
 }
 
 /// Resolves the socket as DESIGN.md says: flag, `$VAULTD_SOCKET`,
-/// `$XDG_RUNTIME_DIR/vaultd/vaultd.sock`.
+/// `$XDG_RUNTIME_DIR/vaultd/vaultd.sock`; without `XDG_RUNTIME_DIR`, the
+/// directory it would name (`/run/user/UID`) when that exists and is this
+/// user's own, as vaultd does.
 pub fn socket_path(flag: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = flag {
         return Some(p.to_owned());
@@ -57,7 +59,20 @@ pub fn socket_path(flag: Option<&Path>) -> Option<PathBuf> {
     }
     std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|v| !v.is_empty())
-        .map(|d| PathBuf::from(d).join("vaultd").join("vaultd.sock"))
+        .map(PathBuf::from)
+        .or_else(own_run_user_dir)
+        .map(|d| d.join("vaultd").join("vaultd.sock"))
+}
+
+/// `/run/user/UID` if it is a directory owned by this uid and closed to
+/// others: a socket found there was made by this user's own vaultd, so
+/// vaultctl may send it a token.
+fn own_run_user_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = rustix::process::getuid().as_raw();
+    let dir = PathBuf::from(format!("/run/user/{uid}"));
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    (meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0).then_some(dir)
 }
 
 impl ClientError {

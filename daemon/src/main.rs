@@ -17,7 +17,8 @@ use vaultd::{paths, server, state::State, systemd};
 #[command(version, about, long_about)]
 struct Args {
     /// Socket path [default: $VAULTD_SOCKET, else the config's `socket`,
-    /// else $XDG_RUNTIME_DIR/vaultd/vaultd.sock]
+    /// else $XDG_RUNTIME_DIR/vaultd/vaultd.sock, else
+    /// /run/user/UID/vaultd/vaultd.sock if that directory is yours]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Vault file [default: the config's `vault`, else
