@@ -829,3 +829,35 @@ fn sigterm_while_unlocking_at_start_still_exits_0() {
         d.log()
     );
 }
+
+/// A `LISTEN_FDS` that promises a socket on fd 3 where there is a plain
+/// file: vaultd refuses to start, naming the problem, and binds nothing.
+#[test]
+fn socket_activation_refuses_an_fd_that_is_not_a_listening_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("vaultd.sock");
+    let not_a_socket = dir.path().join("plain-file");
+    std::fs::write(&not_a_socket, b"x").unwrap();
+    // sh sets LISTEN_PID to its own pid, which exec hands to vaultd.
+    let script = format!(
+        "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --socket '{}' --vault '{}' --config /dev/null 3<'{}'",
+        socket.display(),
+        dir.path().join("vault").display(),
+        not_a_socket.display()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg(bin("vaultd"))
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the socket passed by systemd is not usable: not a socket"),
+        "{err}"
+    );
+    assert!(!socket.exists(), "vaultd bound a socket of its own");
+}
