@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+/// Lifetime of a new signing credential's signatures unless `--sig-ttl`
+/// says otherwise: long enough for clock skew and slow uploads, short
+/// enough that a signature captured from an echo is soon worthless.
+pub const DEFAULT_SIG_TTL: u64 = 300;
+
 const EXAMPLES: &str = "\
 Examples:
   vaultctl init
@@ -191,9 +196,12 @@ pub struct AddArgs {
     /// The `keyid` signature parameter.
     #[arg(long, value_name = "ID", requires = "sign")]
     pub keyid: Option<String>,
-    /// Signatures expire this many seconds after they are made.
-    #[arg(long, value_name = "SECS", requires = "sign")]
-    pub sig_ttl: Option<u64>,
+    /// Signatures expire this many seconds after they are made (default
+    /// 300: a signature read back through an echo endpoint can be replayed
+    /// until it expires). 0 = never expires; say so only for a verifier
+    /// that rejects replays by other means.
+    #[arg(long, value_name = "SECS", requires = "sign", default_value_t = DEFAULT_SIG_TTL)]
+    pub sig_ttl: u64,
     /// A covered component (`@method`, `@target-uri`, `@authority`, `@path`,
     /// `@query`, `@scheme`, `@request-target`, `content-digest`, or a header
     /// name); repeatable, replaces the default set.

@@ -237,7 +237,7 @@ fn add_signing(mut client: Client, alg: SignAlg, a: AddArgs) -> Result<u8, Failu
         injection: Some(Injection::Sign {
             alg,
             keyid: a.keyid,
-            ttl_secs: a.sig_ttl,
+            ttl_secs: (a.sig_ttl != 0).then_some(a.sig_ttl),
             components: a.cover,
         }),
         origins: a.origins,

@@ -107,7 +107,9 @@ fn ed25519_generated_key_signs_every_request_and_hop() {
     let v = sigverify::verify(&posted, "http", &key).unwrap();
     assert_eq!(v.keyid.as_deref(), Some("client-1"));
     assert_eq!(v.alg.as_deref(), Some("ed25519"));
-    assert_eq!(v.expires, None);
+    // No --sig-ttl: new signing credentials expire their signatures after
+    // 300 s, so one read back through an echo is soon worthless.
+    assert_eq!(v.expires, Some(v.created + 300));
     // No token of any kind travels with a signed request.
     assert!(posted.header("authorization").is_none());
 
@@ -407,7 +409,7 @@ fn explain_gives_the_verdict_without_sending() {
         "{text}"
     );
     assert!(
-        text.contains(r#"Signature-Input: sig1=("@method" "@target-uri" "content-digest" "content-type");created=<time of sending>;keyid="k";alg="ed25519""#),
+        text.contains(r#"Signature-Input: sig1=("@method" "@target-uri" "content-digest" "content-type");created=<time of sending>;expires=<created+300>;keyid="k";alg="ed25519""#),
         "{text}"
     );
 
@@ -449,4 +451,26 @@ fn explain_gives_the_verdict_without_sending() {
     d.ctl(&["lock"]).ok();
     d.ctl(&["explain", "b", &up.url("/")]).code(3);
     assert!(up.requests().is_empty() && other.requests().is_empty());
+}
+
+#[test]
+fn sig_ttl_zero_is_an_explicit_never_expires() {
+    let up = Upstream::plain();
+    let d = ready();
+    for (name, ttl) in [("forever", Some("0")), ("default", None)] {
+        let mut args = vec!["add", name, "--sign", "ed25519", "--origin"];
+        let origin = up.origin();
+        args.push(&origin);
+        if let Some(t) = ttl {
+            args.extend(["--sig-ttl", t]);
+        }
+        d.ctl(&args).ok();
+        let key = VerifyKey::ed25519_from_pem(&d.ctl(&["pubkey", name]).ok().text());
+        up.set_verify_key(key.clone());
+        let out = d.ctl(&["request", name, &up.url("/verify"), "-f"]).ok();
+        assert_eq!(out.text(), "verified: @method @target-uri");
+        let v = sigverify::verify(&up.requests().pop().unwrap(), "http", &key).unwrap();
+        let want = ttl.is_none().then_some(v.created + 300);
+        assert_eq!(v.expires, want, "{name}");
+    }
 }
