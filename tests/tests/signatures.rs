@@ -474,3 +474,45 @@ fn sig_ttl_zero_is_an_explicit_never_expires() {
         assert_eq!(v.expires, want, "{name}");
     }
 }
+
+#[test]
+fn non_ascii_covered_headers_and_raw_url_characters_are_refused_unsent() {
+    let up = Upstream::plain();
+    let d = ready();
+    let origin = up.origin();
+    d.ctl(&[
+        "add",
+        "s",
+        "--sign",
+        "ed25519",
+        "--cover",
+        "@method",
+        "--cover",
+        "@target-uri",
+        "--cover",
+        "x-name",
+        "--origin",
+        &origin,
+    ])
+    .ok();
+    let out = d
+        .ctl(&["request", "s", &up.url("/verify"), "-H", "X-Name: Zoë"])
+        .code(5);
+    assert!(
+        out.stderr.contains("x-name") && out.stderr.contains("US-ASCII"),
+        "{}",
+        out.stderr
+    );
+    // The WHATWG parser leaves these raw in a query or path.
+    for url in [up.url("/a?q={b}"), up.url("/a|b"), up.url("/a?q=`b")] {
+        let out = d
+            .ctl(&["request", "s", &url, "-H", "X-Name: plain"])
+            .code(5);
+        assert!(
+            out.stderr.contains("percent-encoded"),
+            "{url}: {}",
+            out.stderr
+        );
+    }
+    assert!(up.requests().is_empty(), "nothing may be sent");
+}

@@ -450,8 +450,8 @@ fn too_large(max: usize) -> ErrorReply {
 /// (nothing was sent); an unusable stored key is the daemon's problem.
 pub fn sign_reply(e: sign::SignError) -> ErrorReply {
     let code = match e {
-        sign::SignError::Missing { .. } => ErrorCode::PolicyRefused,
         sign::SignError::Key => ErrorCode::Internal,
+        _ => ErrorCode::PolicyRefused,
     };
     ErrorReply::new(code, e.to_string())
 }

@@ -78,6 +78,22 @@ pub enum SignError {
         component: String,
         hint: &'static str,
     },
+    /// RFC 9421 §2.5: the signature base is US-ASCII. A covered field with
+    /// other bytes would be signed as bytes no conforming verifier rebuilds,
+    /// so the request is refused rather than sent with a signature that
+    /// means something different to each side.
+    #[error(
+        "refused: header {header:?} is covered by the signature but holds bytes outside printable US-ASCII (RFC 9421 §2.5)"
+    )]
+    NonAscii { header: String },
+    /// A URL character outside RFC 3986 (`{ } | ^ [ ] \` and backtick),
+    /// which the WHATWG parser leaves raw: servers and proxies re-encode it
+    /// differently, so the signed URI would not be the one verified.
+    #[error(
+        "refused: the URL holds {ch:?}, which RFC 3986 does not allow unencoded; a signed request needs it percent-encoded ({})",
+        percent(*ch)
+    )]
+    UnsafeUrl { ch: char },
     /// The stored key does not load. Never says more: the message must not
     /// describe key bytes.
     #[error("the credential's signing key is unusable")]
@@ -305,6 +321,15 @@ fn field_value(name: &str, msg: &Message<'_>) -> Result<Vec<u8>, SignError> {
     let mut out = Vec::new();
     let mut found = false;
     for v in msg.headers.get_all(name) {
+        if !v
+            .as_bytes()
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return Err(SignError::NonAscii {
+                header: name.to_owned(),
+            });
+        }
         if found {
             out.extend_from_slice(b", ");
         }
@@ -357,6 +382,14 @@ pub struct Prepared {
     pub digest: Option<String>,
 }
 
+/// Characters the WHATWG URL parser may leave raw in a path, query or
+/// fragment although RFC 3986 has no place for them there.
+const NOT_RFC3986: &[char] = &['{', '}', '|', '^', '[', ']', '\\', '`', '"', '<', '>', ' '];
+
+fn percent(ch: char) -> String {
+    format!("%{:02X}", ch as u32)
+}
+
 /// Adds `Content-Digest` (when covered) to `headers`, after removing any
 /// signing header a previous hop left, and builds the signature base.
 pub fn prepare(
@@ -367,6 +400,12 @@ pub fn prepare(
     body: Option<&[u8]>,
     now: u64,
 ) -> Result<Prepared, SignError> {
+    if let Some(ch) = url[url::Position::BeforePath..]
+        .chars()
+        .find(|c| NOT_RFC3986.contains(c))
+    {
+        return Err(SignError::UnsafeUrl { ch });
+    }
     for h in SIGNING_HEADERS {
         headers.remove(h);
     }
@@ -796,6 +835,62 @@ MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
             String::from_utf8(component_value("@query", &msg).unwrap()).unwrap(),
             "?"
         );
+    }
+
+    #[test]
+    fn covered_headers_must_be_printable_ascii() {
+        let url = Url::parse("https://example.com/").unwrap();
+        let comps = strings(&["@method", "x-name"]);
+        let cfg = Config {
+            alg: SigAlg::HmacSha256,
+            keyid: None,
+            ttl_secs: None,
+            components: &comps,
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-name", HeaderValue::from_bytes("Zoë".as_bytes()).unwrap());
+        let e = prepare(&cfg, "GET", &url, &mut h, None, 1).unwrap_err();
+        assert!(matches!(e, SignError::NonAscii { .. }), "{e}");
+        assert!(e.to_string().contains("x-name"), "{e}");
+        // Not covered: not part of the base, so not refused.
+        let cfg = Config {
+            components: &[],
+            ..cfg
+        };
+        prepare(&cfg, "GET", &url, &mut h, None, 1).unwrap();
+    }
+
+    #[test]
+    fn urls_with_characters_outside_rfc3986_are_refused() {
+        let cfg = Config {
+            alg: SigAlg::HmacSha256,
+            keyid: None,
+            ttl_secs: None,
+            components: &[],
+        };
+        for (raw, ch) in [
+            ("https://example.com/a?q={b}", '{'),
+            ("https://example.com/a|b", '|'),
+            ("https://example.com/a^b", '^'),
+            ("https://example.com/a?q=[1]", '['),
+            ("https://example.com/a?q=`b", '`'),
+            ("https://example.com/a?x=b\\c", '\\'),
+        ] {
+            let url = Url::parse(raw).unwrap();
+            let e = prepare(&cfg, "GET", &url, &mut HeaderMap::new(), None, 1).unwrap_err();
+            match e {
+                SignError::UnsafeUrl { ch: got } => assert_eq!(got, ch, "{raw}"),
+                e => panic!("{raw}: {e}"),
+            }
+        }
+        // Encoded forms and an IPv6 authority are fine.
+        for ok in [
+            "https://example.com/a%7Bb%7D?q=%5B1%5D",
+            "https://[::1]:8443/x",
+        ] {
+            let url = Url::parse(ok).unwrap();
+            prepare(&cfg, "GET", &url, &mut HeaderMap::new(), None, 1).unwrap();
+        }
     }
 
     #[test]
