@@ -157,7 +157,7 @@ impl Config {
             extra_ca: raw.extra_ca,
             proxy: raw.proxy,
             unlock_keyfile: raw.unlock_keyfile,
-            allow_uids: raw.allow_uids,
+            allow_uids: check_allow_uids(raw.allow_uids)?,
             audit: raw.audit,
             max_connections,
             hello_timeout,
@@ -228,6 +228,20 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+/// The overflow uid: under the shipped unit's `PrivateUsers=yes` every uid
+/// but the daemon's own (and root) appears as this one inside the unit, so
+/// listing it would admit every local user at once.
+const OVERFLOW_UID: u32 = 65534;
+
+fn check_allow_uids(uids: Vec<u32>) -> Result<Vec<u32>, String> {
+    if uids.contains(&OVERFLOW_UID) {
+        return Err(format!(
+            "allow_uids: {OVERFLOW_UID} (nobody) is refused: under the unit's PrivateUsers=yes every other local user appears as {OVERFLOW_UID}, so it would admit them all; set PrivateUsers=no and list the real uids instead"
+        ));
+    }
+    Ok(uids)
 }
 
 #[cfg(test)]
@@ -310,5 +324,15 @@ mod tests {
             4 << 30
         );
         assert!(Config::parse("request_timeout = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn allow_uids_refuses_the_overflow_uid_and_says_why() {
+        let e = Config::parse("allow_uids = [1001, 65534]\n").unwrap_err();
+        assert!(e.contains("65534") && e.contains("PrivateUsers"), "{e}");
+        assert_eq!(
+            Config::parse("allow_uids = [1001]\n").unwrap().allow_uids,
+            vec![1001]
+        );
     }
 }

@@ -21,7 +21,56 @@ fn bad(msg: impl Into<String>) -> ErrorReply {
     ErrorReply::new(ErrorCode::BadRequest, msg)
 }
 
+/// What a uid listed in `allow_uids` may not ask for: everything but using
+/// credentials. A guest that could `rotate` would redirect the owner's next
+/// upload into its own account; `backup` would give it the file to guess
+/// offline; `unlock`/`passwd`/`keyfile` would give it passphrase guesses;
+/// `add`/`remove`/`lock` change what the owner relies on. `None`: allowed.
+fn owner_only(req: &Request) -> Option<&'static str> {
+    Some(match req {
+        Request::Status
+        | Request::List
+        | Request::Job(_)
+        | Request::StreamJob { .. }
+        | Request::Chunk(_)
+        | Request::End
+        | Request::Explain(_)
+        | Request::PublicKey { .. } => return None,
+        Request::Init { .. } => "init",
+        Request::Unlock { .. } | Request::UnlockKeyfile { .. } => "unlock",
+        Request::Lock => "lock",
+        Request::Passwd { .. } => "passwd",
+        Request::Add { .. } | Request::AddGenerated { .. } => "add",
+        Request::Rotate { .. } => "rotate",
+        Request::Remove { .. } => "remove",
+        Request::AddKeyfile { .. } => "keyfile create",
+        Request::Backup => "backup",
+    })
+}
+
+/// The daemon's own uid: the one that may manage the vault.
+fn owner_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
 pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
+    if peer.uid != owner_uid() {
+        if let Some(what) = owner_only(&req) {
+            tracing::warn!(
+                "refused `{what}` from uid {} (pid {}): allow_uids grants the use of credentials only",
+                peer.uid,
+                peer.pid_str()
+            );
+            return Response::Error(ErrorReply::new(
+                ErrorCode::PolicyRefused,
+                format!(
+                    "uid {} may only use credentials here (request, explain, list, status, pubkey); `{what}` is for uid {}, the vault's owner",
+                    peer.uid,
+                    owner_uid()
+                ),
+            ));
+        }
+    }
     let result = match req {
         Request::Status => Ok(status(state)),
         Request::Init { passphrase } => state.init(passphrase).await.map(|_| Response::Done),

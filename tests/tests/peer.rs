@@ -168,6 +168,88 @@ fn allow_uids_admits_a_listed_uid_and_no_other() {
     );
 }
 
+#[test]
+fn allow_uids_lets_a_listed_uid_use_credentials_and_nothing_more() {
+    let test = "allow_uids_lets_a_listed_uid_use_credentials_and_nothing_more";
+    let Some((a, b)) = users(test) else { return };
+    let up = harness::Upstream::plain();
+    let d = daemon_as(&a, &format!("allow_uids = [{}]\n", b.uid));
+    open_up_socket(&d);
+    let owner = a.via();
+    d.ctl_via(&owner, &["init", "--passphrase-stdin"], Some(&stdin_pass()))
+        .ok();
+    let token = harness::canary("guest");
+    d.ctl_via(
+        &owner,
+        &["add", "svc", "--header", "X-Key", "--origin", &up.origin()],
+        Some(token.as_bytes()),
+    )
+    .ok();
+    let guest = b.via();
+    // Using the credential: allowed.
+    d.ctl_via(&guest, &["request", "svc", &up.url("/bytes"), "-f"], None)
+        .ok();
+    d.ctl_via(&guest, &["explain", "svc", &up.url("/x")], None)
+        .ok();
+    d.ctl_via(&guest, &["list"], None).ok();
+    d.ctl_via(&guest, &["status"], None).ok();
+    // Managing the vault: refused by the daemon, exit 5, logged.
+    let backup = format!("/tmp/{test}-{}.bak", std::process::id());
+    for (what, args) in [
+        ("lock", vec!["lock"]),
+        ("remove", vec!["remove", "svc"]),
+        ("backup", vec!["backup", backup.as_str()]),
+    ] {
+        let out = d.ctl_via(&guest, &args, None).code(5);
+        assert!(
+            out.stderr.contains("may only use credentials"),
+            "{what}: {}",
+            out.stderr
+        );
+        assert!(
+            d.log()
+                .contains(&format!("refused `{what}` from uid {}", b.uid)),
+            "{what}: {}",
+            d.log()
+        );
+    }
+    assert!(!Path::new(&backup).exists());
+    // Those that carry a secret are refused too (by the daemon, or before
+    // any secret is sent, by vaultctl's own check of the peer's uid).
+    for args in [
+        vec!["rotate", "svc"],
+        vec![
+            "add",
+            "mine",
+            "--header",
+            "X-Key",
+            "--origin",
+            "http://127.0.0.1:9",
+        ],
+        vec!["passwd", "--passphrase-stdin"],
+        vec!["unlock", "--passphrase-stdin"],
+    ] {
+        let out = d.ctl_via(&guest, &args, Some(b"guest-own-token\nnew-pass\n"));
+        assert_ne!(out.code, 0, "{args:?} was accepted");
+    }
+    // Nothing changed: still unlocked, one credential, the owner's token.
+    let v: serde_json::Value =
+        serde_json::from_slice(&d.ctl_via(&owner, &["status", "--json"], None).ok().stdout)
+            .unwrap();
+    assert_eq!(v["state"], "unlocked");
+    assert_eq!(v["credentials"], 1);
+    d.ctl_via(&guest, &["request", "svc", &up.url("/bytes"), "-f"], None)
+        .ok();
+    let last = up.requests().pop().unwrap();
+    assert_eq!(last.header("x-key").as_deref(), Some(token.as_str()));
+    d.ctl_via(
+        &owner,
+        &["passwd", "--passphrase-stdin"],
+        Some(format!("{PASSPHRASE}\n{PASSPHRASE}2\n").as_bytes()),
+    )
+    .ok();
+}
+
 /// Runs `script` with `sh -c` as `user`; (success, stdout+stderr).
 fn sh_as(user: &TestUser, script: &str) -> (bool, String) {
     let out = user
