@@ -140,6 +140,14 @@ pub enum KeyfileCommand {
         #[arg(long)]
         passphrase_stdin: bool,
     },
+    /// Remove the key-file slot and re-key the vault, so the old key file
+    /// opens nothing saved from now on (delete the file too).
+    #[command(after_help = "Example:\n  vaultctl keyfile remove")]
+    Remove {
+        /// Read the vault passphrase (the passphrase slot is re-wrapped) from stdin.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             done(
                 connect()?,
                 Request::Passwd { old, new },
-                "passphrase changed",
+                "passphrase changed and the vault re-keyed (an old copy of the vault file and the old passphrase open nothing saved from now on); a key-file slot, if there was one, is removed: run `vaultctl keyfile create PATH` for a new key file",
             )
         }
         Command::Add(args) => add(connect()?, args),
@@ -98,6 +98,20 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                     passphrase_stdin,
                 },
         } => keyfile_create(connect, &path, passphrase_stdin),
+        Command::Keyfile {
+            command: KeyfileCommand::Remove { passphrase_stdin },
+        } => {
+            let passphrase = if passphrase_stdin {
+                one_line()?
+            } else {
+                secret_input::prompt("Passphrase", false)?
+            };
+            done(
+                connect()?,
+                Request::RemoveKeyfile { passphrase },
+                "key-file slot removed and the vault re-keyed: the old key file opens nothing saved from now on; delete it",
+            )
+        }
         Command::Request(args) => request(connect()?, args),
         Command::Pubkey { name } => pubkey(connect()?, name),
         Command::Explain(args) => explain(connect()?, args),

@@ -45,6 +45,7 @@ fn owner_only(req: &Request) -> Option<&'static str> {
         Request::Remove { .. } => "remove",
         Request::AddKeyfile { .. } => "keyfile create",
         Request::Backup => "backup",
+        Request::RemoveKeyfile { .. } => "keyfile remove",
     })
 }
 
@@ -98,6 +99,7 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::PublicKey { name } => public_key(state, &name),
         Request::Explain(job) => explain(state, job),
         Request::Backup => backup(state, peer).await,
+        Request::RemoveKeyfile { passphrase } => remove_keyfile(state, passphrase).await,
     };
     result.unwrap_or_else(Response::Error)
 }
@@ -144,11 +146,46 @@ async fn passwd(state: &State, old: Secret, new: Secret) -> Result<Response, Err
     // derive the new slot on the blocking pool inside the change.
     state
         .mutate(move |_, file, key| {
+            rekey(key)?;
+            if file.remove_keyfile() {
+                tracing::warn!(
+                    "key-file slot removed by passwd (vaultd does not hold the key file to re-wrap the new data key): run `vaultctl keyfile create PATH` for a new one"
+                );
+            }
             tokio::task::block_in_place(|| file.set_passphrase(key, new.expose(), kdf))
                 .map_err(crate::state::vault_reply)
         })
         .await?;
-    tracing::info!("passphrase changed");
+    tracing::info!("passphrase changed; vault re-keyed");
+    Ok(Response::Done)
+}
+
+/// A fresh data key for the next save. Every secret that changes a slot
+/// (passwd, a new or removed key file) re-keys: a slot only re-wrapped
+/// would leave the old data key valid, so an old copy of the vault file
+/// plus the old passphrase or a revoked key file would open every later
+/// vault file too.
+fn rekey(key: &mut crate::vault::crypto::DataKey) -> Result<(), ErrorReply> {
+    *key = crate::vault::crypto::DataKey::generate().map_err(crate::state::vault_reply)?;
+    Ok(())
+}
+
+/// `keyfile remove`: drop the slot and re-key, re-wrapping the passphrase
+/// slot with the passphrase just checked.
+async fn remove_keyfile(state: &State, passphrase: Secret) -> Result<Response, ErrorReply> {
+    state.verify_passphrase(passphrase.clone()).await?;
+    let kdf = state.kdf();
+    state
+        .mutate(move |_, file, key| {
+            if !file.remove_keyfile() {
+                return Err(bad("this vault has no key-file slot"));
+            }
+            rekey(key)?;
+            tokio::task::block_in_place(|| file.set_passphrase(key, passphrase.expose(), kdf))
+                .map_err(crate::state::vault_reply)
+        })
+        .await?;
+    tracing::info!("key-file slot removed; vault re-keyed");
     Ok(Response::Done)
 }
 
@@ -162,14 +199,19 @@ async fn add_keyfile(
         .try_into()
         .map_err(|_| bad("a key file holds exactly 32 bytes"))?;
     let key = zeroize::Zeroizing::new(key);
-    state.verify_passphrase(passphrase).await?;
+    state.verify_passphrase(passphrase.clone()).await?;
+    let kdf = state.kdf();
     state
         .mutate(move |_, file, data_key| {
+            // A replaced key file must open nothing saved from now on.
+            rekey(data_key)?;
+            tokio::task::block_in_place(|| file.set_passphrase(data_key, passphrase.expose(), kdf))
+                .map_err(crate::state::vault_reply)?;
             file.set_keyfile(data_key, &key)
                 .map_err(crate::state::vault_reply)
         })
         .await?;
-    tracing::info!("key-file slot set");
+    tracing::info!("key-file slot set; vault re-keyed");
     Ok(Response::Done)
 }
 

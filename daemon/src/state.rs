@@ -335,16 +335,18 @@ impl State {
     /// in-memory state is untouched and equal to what is on disk.
     pub async fn mutate<F>(&self, change: F) -> Result<(), ErrorReply>
     where
-        F: FnOnce(&mut Contents, &mut VaultFile, &DataKey) -> Result<(), ErrorReply>,
+        F: FnOnce(&mut Contents, &mut VaultFile, &mut DataKey) -> Result<(), ErrorReply>,
     {
         let _w = self.writer.lock().await;
-        let (mut contents, mut file, key) = {
+        let (mut contents, mut file, mut key) = {
             let guard = self.read();
             let u = guard.as_ref().ok_or_else(locked)?;
             (u.contents.clone(), u.file.clone(), u.key.clone())
         };
         // Outside the read lock: a change may take a while (passwd runs Argon2id).
-        change(&mut contents, &mut file, &key)?;
+        // A change may also replace the data key (re-keying on passwd and
+        // key-file changes): the new key seals this save and every later one.
+        change(&mut contents, &mut file, &mut key)?;
         self.save(&file, &key, &contents).await?;
         let mut guard = self.write();
         if let Some(u) = guard.as_mut() {
@@ -358,6 +360,7 @@ impl State {
             u.policies = compile(&contents);
             u.contents = contents;
             u.file = file;
+            u.key = key;
         }
         self.touch();
         Ok(())

@@ -93,6 +93,12 @@ pub enum Request {
     /// The vault file as it is on disk (still encrypted), for `vaultctl
     /// backup`. Needs no key: it works while the vault is locked.
     Backup,
+    /// Drops the key-file slot and re-keys the vault (the passphrase slot
+    /// is re-wrapped, so the passphrase is needed), so the old key file
+    /// opens nothing saved afterwards.
+    RemoveKeyfile {
+        passphrase: Secret,
+    },
 }
 
 /// What the daemon answers, one variant per kind of result.

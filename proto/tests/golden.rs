@@ -98,6 +98,12 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("job", e(&Request::Job(job.clone()))),
         ("backup", e(&Request::Backup)),
         (
+            "remove_keyfile",
+            e(&Request::RemoveKeyfile {
+                passphrase: s(b"p"),
+            }),
+        ),
+        (
             "resp_status",
             e(&Response::Status(StatusInfo {
                 daemon_version: "0.1.0".into(),
@@ -244,6 +250,7 @@ const GOLDEN: &[(&str, &str)] = &[
         "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05",
     ),
     ("backup", "12"),
+    ("remove_keyfile", "130170"),
     ("resp_status", "0005302e312e30010201023c2a022f76"),
     ("resp_done", "01"),
     (

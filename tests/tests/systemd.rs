@@ -861,3 +861,58 @@ fn socket_activation_refuses_an_fd_that_is_not_a_listening_socket() {
     );
     assert!(!socket.exists(), "vaultd bound a socket of its own");
 }
+
+#[test]
+fn keyfile_remove_and_passwd_revoke_the_key_file() {
+    let up = Upstream::plain();
+    let token = canary("mr");
+    let (mut d, key) = vault_with_keyfile(&up, &token);
+    d.spawn();
+    let key_arg = key.to_str().unwrap();
+    d.ctl(&["unlock", "--keyfile", key_arg]).ok();
+    let pass = format!("{PASSPHRASE}\n");
+    let out = d
+        .ctl_in(
+            &["keyfile", "remove", "--passphrase-stdin"],
+            Some(pass.as_bytes()),
+        )
+        .ok();
+    assert!(out.stderr.contains("re-keyed"), "{}", out.stderr);
+    // Nothing left to remove: a clear refusal.
+    let out = d.ctl_in(
+        &["keyfile", "remove", "--passphrase-stdin"],
+        Some(pass.as_bytes()),
+    );
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("no key-file slot"), "{}", out.stderr);
+    d.ctl(&["lock"]).ok();
+    let out = d.ctl(&["unlock", "--keyfile", key_arg]);
+    assert_ne!(out.code, 0, "a removed key file still unlocks");
+    d.unlock();
+    d.ctl(&["request", "mr", &up.url("/api/x")]).ok();
+
+    // passwd drops a key-file slot it cannot re-wrap, and says how to get one back.
+    d.ctl_in(
+        &[
+            "keyfile",
+            "create",
+            d.path("k2").to_str().unwrap(),
+            "--passphrase-stdin",
+        ],
+        Some(pass.as_bytes()),
+    )
+    .ok();
+    let out = d
+        .ctl_in(
+            &["passwd", "--passphrase-stdin"],
+            Some(format!("{PASSPHRASE}\n{PASSPHRASE}-2\n").as_bytes()),
+        )
+        .ok();
+    assert!(out.stderr.contains("keyfile create"), "{}", out.stderr);
+    d.ctl(&["lock"]).ok();
+    assert_ne!(
+        d.ctl(&["unlock", "--keyfile", d.path("k2").to_str().unwrap()])
+            .code,
+        0
+    );
+}

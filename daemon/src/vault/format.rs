@@ -308,8 +308,9 @@ impl VaultFile {
         Ok(out)
     }
 
-    /// Replace the passphrase slot, wrapping the SAME data key (passwd).
-    /// Fresh salt and nonce; `params` may differ from the old ones.
+    /// Replace the passphrase slot, wrapping `key` (a fresh data key on
+    /// passwd, see `handlers::rekey`). Fresh salt and nonce; `params` may
+    /// differ from the old ones.
     pub fn set_passphrase(
         &mut self,
         key: &DataKey,
@@ -324,6 +325,13 @@ impl VaultFile {
     pub fn set_keyfile(&mut self, key: &DataKey, keyfile: &[u8; 32]) -> Result<(), VaultError> {
         self.keyfile = Some(KeyfileSlot::new(key, keyfile)?);
         Ok(())
+    }
+
+    /// Drops the key-file slot (`keyfile remove`, or a re-key that cannot
+    /// re-wrap it because vaultd does not hold the key file). `true` if
+    /// there was one.
+    pub fn remove_keyfile(&mut self) -> bool {
+        self.keyfile.take().is_some()
     }
 
     /// Unwrap the data key with the passphrase slot (for passwd / keyfile
