@@ -367,6 +367,46 @@ async fn handle(
             )
         }
         "/bytes" => reply(200, "application/octet-stream", rec.body.clone()),
+        // The token echoed in a compressed body, as nginx with `gzip on`
+        // does. `enc`: gzip, deflate, br, zstd; `compress` (sent raw under a
+        // label nobody decodes) or `gzip, gzip` (stacked) test refusal.
+        "/echo-compressed" => {
+            let t = presented_token(&rec).unwrap_or_default();
+            // Repeated, so the compressed form no longer holds the token raw.
+            let plain = format!("invalid token {t}\n").repeat(4).into_bytes();
+            let enc = query_param(&target, "enc").unwrap_or_else(|| "gzip".into());
+            let body = match enc.as_str() {
+                "gzip" => compress::gzip(&plain),
+                "deflate" => compress::zlib(&plain),
+                "br" => compress::brotli(&plain),
+                "zstd" => compress::zstd(&plain),
+                "gzip, gzip" => compress::gzip(&compress::gzip(&plain)),
+                _ => plain,
+            };
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .header("content-encoding", enc)
+                .header("content-length", body.len().to_string())
+                .body(Full::new(Bytes::from(body)).boxed())
+                .expect("response")
+        }
+        // A redirect whose Location carries the token: `to` is a template in
+        // which `TOKEN` is replaced by the presented credential.
+        "/redirect-echo" => {
+            let t = presented_token(&rec).unwrap_or_default();
+            let to = query_param(&target, "to")
+                .unwrap_or_else(|| "/echo?t=TOKEN".into())
+                .replace("TOKEN", &t);
+            let code: u16 = query_param(&target, "code")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(302);
+            Response::builder()
+                .status(code)
+                .header("location", to)
+                .body(Full::new(Bytes::from_static(b"redirecting")).boxed())
+                .expect("response")
+        }
         "/big" => {
             let n: usize = query_param(&target, "n")
                 .and_then(|v| v.parse().ok())
@@ -565,4 +605,36 @@ pub fn file_sha256(path: &Path) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Encoders for compressed echoes, with the same crates real servers'
+/// stacks use.
+mod compress {
+    use std::io::Write;
+
+    pub fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    /// HTTP `deflate` is the zlib format (RFC 9110 §8.4.1.2).
+    pub fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("deflate");
+        e.finish().expect("deflate")
+    }
+
+    pub fn brotli(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            w.write_all(data).expect("brotli");
+        }
+        out
+    }
+
+    pub fn zstd(data: &[u8]) -> Vec<u8> {
+        zstd::encode_all(data, 3).expect("zstd")
+    }
 }

@@ -158,10 +158,24 @@ impl Upstream {
     /// returns once the final response's head has arrived. `streamed` is a
     /// request body that arrives in pieces; it cannot be sent twice, so a
     /// 307/308 redirect that would repeat it is an error.
+    ///
+    /// Every error is passed through the job's redactor: redirect targets,
+    /// policy refusals and transport errors are built from upstream text.
     pub async fn send(
         &self,
         job: Prepared,
+        streamed: Option<reqwest::Body>,
+    ) -> Result<Started, ErrorReply> {
+        let redactor = Redactor::new(job.token.expose());
+        let result = self.send_hops(job, streamed, redactor.clone()).await;
+        result.map_err(|e| redact_reply(e, &redactor))
+    }
+
+    async fn send_hops(
+        &self,
+        job: Prepared,
         mut streamed: Option<reqwest::Body>,
+        redactor: Redactor,
     ) -> Result<Started, ErrorReply> {
         let Prepared {
             mut url,
@@ -178,7 +192,6 @@ impl Upstream {
             ..
         } = job;
         let header_map = build_headers(&headers, &injection, &token)?;
-        let redactor = Redactor::new(token.expose());
         // A signing key is needed again at every hop; any other token is
         // already in the (sensitive) header and dropped here.
         let signing = sign::Config::of(&injection).map(|cfg| (cfg, token));
@@ -260,6 +273,7 @@ impl Upstream {
                     continue;
                 }
             }
+            refuse_undecoded(&resp)?;
             let head = head_of(&mut resp, &url, &redactor);
             return Ok(Started {
                 head,
@@ -272,6 +286,13 @@ impl Upstream {
 
     /// Reads the whole body (bounded) into a buffered response.
     pub async fn collect(&self, started: Started) -> Result<JobResponse, ErrorReply> {
+        let redactor = started.redactor.clone();
+        self.collect_body(started)
+            .await
+            .map_err(|e| redact_reply(e, &redactor))
+    }
+
+    async fn collect_body(&self, started: Started) -> Result<JobResponse, ErrorReply> {
         let Started {
             mut head,
             mut resp,
@@ -295,6 +316,14 @@ impl Upstream {
             body.extend_from_slice(&chunk);
         }
         head.body = redactor.redact(body);
+        // The whole body is known here: announce its redacted length (the
+        // upstream's would reveal how long the removed echoes were).
+        if !head.body.is_empty() {
+            head.headers.push(Header {
+                name: "content-length".to_owned(),
+                value: head.body.len().to_string().into_bytes(),
+            });
+        }
         Ok(head)
     }
 }
@@ -330,8 +359,35 @@ impl Started {
         self.resp
             .chunk()
             .await
-            .map_err(|e| upstream_error(&e, &self.origin))
+            .map_err(|e| redact_reply(upstream_error(&e, &self.origin), &self.redactor))
     }
+}
+
+/// An error message may quote upstream text (a redirect target, a path, a
+/// host): the token must not reach the client through it.
+fn redact_reply(mut e: ErrorReply, redactor: &Redactor) -> ErrorReply {
+    e.message = redactor.redact_message(&e.message);
+    e
+}
+
+/// The daemon owns the response encoding: reqwest decodes gzip, deflate, br
+/// and zstd (and then removes `Content-Encoding`), so a `Content-Encoding`
+/// still present is one it could not decode (unknown, or stacked such as
+/// `gzip, gzip`). Such a body could hide an echo from the redactor, so none
+/// of it is passed on.
+fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), ErrorReply> {
+    let encoded = resp
+        .headers()
+        .get_all(reqwest::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err(ErrorReply::new(
+            ErrorCode::Upstream,
+            "the response body uses a Content-Encoding vaultd cannot decode (it decodes gzip, deflate, br and zstd); nothing of it was returned",
+        ));
+    }
+    Ok(())
 }
 
 fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobResponse {
@@ -343,11 +399,15 @@ fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobR
         _ => "HTTP/1.1",
     };
     let status = resp.status();
+    // Content-Length is dropped: after decoding and redaction it no longer
+    // describes the body, and would reveal the removed echoes' length.
+    // `collect` adds the true length of a buffered body.
     let headers = std::mem::take(resp.headers_mut())
         .iter()
+        .filter(|(name, _)| *name != reqwest::header::CONTENT_LENGTH)
         .map(|(name, value)| Header {
-            name: name.as_str().to_owned(),
-            value: redactor.redact(value.as_bytes().to_vec()),
+            name: redactor.redact_message(name.as_str()),
+            value: redact_value(redactor, value.as_bytes()),
         })
         .collect();
     JobResponse {
@@ -356,7 +416,16 @@ fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobR
         reason: status.canonical_reason().unwrap_or("").to_owned(),
         headers,
         body: Vec::new(),
-        url: url.to_string(),
+        url: redactor.redact_message(url.as_str()),
+    }
+}
+
+/// A header value: redacted as bytes, and (when it is text) also ignoring
+/// case, as a `Location` may carry the token in a lower-cased host.
+fn redact_value(redactor: &Redactor, value: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(value) {
+        Ok(s) => redactor.redact_message(s).into_bytes(),
+        Err(_) => redactor.redact(value.to_vec()),
     }
 }
 
@@ -370,6 +439,13 @@ fn build_headers(
 ) -> Result<HeaderMap, ErrorReply> {
     let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for h in headers {
+        // The daemon owns the response encoding: reqwest asks for what it
+        // can decode, and a client's own Accept-Encoding or TE could ask for
+        // an encoding it cannot (the echo would then pass the redactor
+        // unseen). Dropped, not refused: the body arrives decoded either way.
+        if h.name.eq_ignore_ascii_case("accept-encoding") || h.name.eq_ignore_ascii_case("te") {
+            continue;
+        }
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
             ErrorReply::new(
                 ErrorCode::PolicyRefused,

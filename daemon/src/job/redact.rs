@@ -127,6 +127,35 @@ impl Redactor {
         }
     }
 
+    /// For strings the daemon builds from upstream text (URLs, header names,
+    /// error messages): as [`Redactor::redact_str`], and also ignoring ASCII
+    /// case, because URL parsing lower-cases hosts and HTTP lower-cases
+    /// header names, so an echo there may no longer match byte for byte.
+    /// Over-redacting a message costs nothing.
+    pub fn redact_message(&self, s: &str) -> String {
+        let folded = Redactor {
+            patterns: self
+                .patterns
+                .iter()
+                .map(|p| Zeroizing::new(p.to_ascii_lowercase()))
+                .collect(),
+        };
+        let mut lower = Zeroizing::new(s.as_bytes().to_ascii_lowercase());
+        let mut spans = self.spans(s.as_bytes());
+        spans.extend(folded.spans(&lower));
+        lower.zeroize();
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (st, e) in spans {
+            match merged.last_mut() {
+                Some(last) if st <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((st, e)),
+            }
+        }
+        let out = replace_spans(s.as_bytes().to_vec(), &merged);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// Sorted, merged [start, end) spans covering every occurrence.
     fn spans(&self, data: &[u8]) -> Vec<(usize, usize)> {
         let mut spans = Vec::new();
@@ -459,5 +488,13 @@ mod tests {
         // A token ending inside a multi-byte character of the header value.
         let red = Redactor::new(b"zz\xc3");
         assert_eq!(red.redact_str("azz\u{e9}b"), "a[redacted]\u{fffd}b");
+    }
+
+    #[test]
+    fn messages_are_redacted_ignoring_case() {
+        let r = Redactor::new(b"TOK-AbCdEf0123456789");
+        let msg = r.redact_message("redirect to http://tok-abcdef0123456789.example/ refused");
+        assert_eq!(msg, "redirect to http://[redacted].example/ refused");
+        assert_eq!(r.redact_message("nothing here"), "nothing here");
     }
 }
