@@ -451,6 +451,10 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
     }
     let lease = state.lease(&credential)?;
     Policy::check_headers(&lease.injection, &headers).map_err(policy_reply)?;
+    lease
+        .policy
+        .check_method_overrides(&headers)
+        .map_err(policy_reply)?;
     let (url, origin) = match lease.policy.check(method.as_str(), &url) {
         Ok(v) => v,
         Err(e) => {

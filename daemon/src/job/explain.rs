@@ -43,7 +43,9 @@ pub fn explain(
             adds: Vec::new(),
         })
     };
-    if let Err(e) = Policy::check_headers(injection, &headers) {
+    if let Err(e) = Policy::check_headers(injection, &headers)
+        .and_then(|()| policy.check_method_overrides(&headers))
+    {
         return refuse(url, e.to_string());
     }
     let checked = match policy.check(&method, &url) {

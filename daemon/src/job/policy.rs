@@ -31,6 +31,19 @@ const ALWAYS_FORBIDDEN: [&str; 5] = [
     "connection",
 ];
 
+/// Headers that ask for a slice of the response: an upstream that echoes the
+/// token would hand it back in pieces shorter than the token, which no
+/// redaction can recognise, and the client could join them.
+const SLICE_HEADERS: [&str; 2] = ["range", "if-range"];
+
+/// Headers many servers (and frameworks) read as the real method, which
+/// would sidestep a credential's `--method` list.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Longest header name, method or path accepted before refusing; keeps error
 /// messages (which name them) to one line.
 const MAX_NAME: usize = 256;
@@ -310,6 +323,24 @@ impl Policy {
         }
         Ok(())
     }
+
+    /// With a `--method` list, refuses the method-override headers: a server
+    /// that honours them would run a method the list does not allow.
+    pub fn check_method_overrides(&self, headers: &[Header]) -> Result<(), PolicyError> {
+        if self.methods.is_empty() {
+            return Ok(());
+        }
+        match headers.iter().find(|h| {
+            METHOD_OVERRIDES
+                .iter()
+                .any(|m| h.name.eq_ignore_ascii_case(m))
+        }) {
+            Some(h) => Err(PolicyError::MethodOverride {
+                name: shown(&h.name),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Checks the header name a credential injects (at add time): a valid HTTP
@@ -437,6 +468,10 @@ pub enum PolicyError {
     InvalidHeaderValue { name: String },
     #[error("refused: header {name} may not be set by the client ({reason})")]
     ForbiddenHeader { name: String, reason: &'static str },
+    #[error(
+        "refused: header {name} may not be set for a credential with --method rules (servers read it as the method)"
+    )]
+    MethodOverride { name: String },
 }
 
 impl PolicyError {
@@ -590,6 +625,12 @@ fn forbidden_header(injection: &Injection, name: &str) -> Option<&'static str> {
             return Some("the daemon signs the request and sets it");
         }
         _ => {}
+    }
+    // The token is a header value for these two, so an echo of it is likely.
+    if matches!(injection, Injection::Header { .. } | Injection::Bearer)
+        && SLICE_HEADERS.iter().any(|f| name.eq_ignore_ascii_case(f))
+    {
+        return Some("an echo of the token could come back in slices too short to redact");
     }
     if name.eq_ignore_ascii_case("proxy-authorization") {
         return Some("it could shadow or leak the credential");
@@ -1255,6 +1296,74 @@ mod tests {
                 !msg.contains('\n') && !msg.contains('\r') && !msg.contains('\0'),
                 "{msg:?}"
             );
+        }
+    }
+
+    /// Range and If-Range ask the upstream for slices of an echo: each
+    /// slice is shorter than the token (so redaction misses it), joined they
+    /// give it back. Refused for the credentials whose token is a header value.
+    #[test]
+    fn partial_echo_headers() {
+        let access = Injection::Header {
+            name: "Access-Token".into(),
+        };
+        let sign = Injection::Sign {
+            alg: proto::SigAlg::Ed25519,
+            keyid: None,
+            ttl_secs: None,
+            components: vec![],
+        };
+        let cases: [(&Injection, &str, bool); 9] = [
+            (&access, "Range", true),
+            (&access, "range", true),
+            (&access, "If-Range", true),
+            (&Injection::Bearer, "RANGE", true),
+            (&Injection::Bearer, "if-range", true),
+            (&Injection::Bearer, "X-Range", false),
+            (&Injection::Bearer, "Accept-Ranges", false),
+            (&sign, "Range", false),
+            (&sign, "If-Range", false),
+        ];
+        for (inj, name, refused) in cases {
+            let r = Policy::check_headers(inj, &[h(name, b"bytes=0-3")]);
+            assert_eq!(r.is_err(), refused, "{name}");
+            if let Err(e) = r {
+                assert!(e.is_refusal());
+                let msg = e.to_string();
+                assert!(msg.contains(name) && msg.contains("slices"), "{msg}");
+                assert!(!msg.contains("bytes=0-3"), "{msg}");
+            }
+        }
+    }
+
+    /// Method-override headers let many servers run a method the credential's
+    /// --method list does not allow; refused only when there is such a list.
+    #[test]
+    fn method_override_headers() {
+        let mut s = spec(&["https://microreact.org"]);
+        s.methods = vec!["GET".into()];
+        let restricted = Policy::from_spec(&s).unwrap();
+        let open = policy(MR);
+        let names = [
+            "X-HTTP-Method-Override",
+            "x-http-method-override",
+            "X-HTTP-Method",
+            "X-Method-Override",
+            "X-METHOD-OVERRIDE",
+        ];
+        for name in names {
+            let e = restricted
+                .check_method_overrides(&[h("Accept", b"*/*"), h(name, b"DELETE")])
+                .unwrap_err();
+            assert!(e.is_refusal());
+            let msg = e.to_string();
+            assert!(msg.contains(name) && msg.contains("--method"), "{msg}");
+            open.check_method_overrides(&[h(name, b"DELETE")]).unwrap();
+        }
+        for name in ["X-HTTP-Methods", "X-Override", "Method"] {
+            restricted
+                .check_method_overrides(&[h(name, b"DELETE")])
+                .unwrap();
         }
     }
 
