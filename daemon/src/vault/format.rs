@@ -774,21 +774,21 @@ mod tests {
             b[off..off + 4].copy_from_slice(&v.to_be_bytes());
             b
         };
-        for bad in [
-            set(P_BODY, u32::MAX),
-            set(P_BODY, 4_194_305),
-            set(P_BODY, 7),
-            set(P_BODY, 0),
-            set(P_BODY + 4, 0),
-            set(P_BODY + 4, 65),
-            set(P_BODY + 8, 0),
-            set(P_BODY + 8, 17),
-            set(P_BODY + 8, 2), // m = 8 KiB < 8 KiB per lane * 2
+        for (bad, names) in [
+            (set(P_BODY, u32::MAX), "m_cost_kib"),
+            (set(P_BODY, 262_145), "m_cost_kib"),
+            (set(P_BODY, 7), "m_cost_kib"),
+            (set(P_BODY, 0), "m_cost_kib"),
+            (set(P_BODY + 4, 0), "t_cost"),
+            (set(P_BODY + 4, 17), "t_cost"),
+            (set(P_BODY + 8, 0), "p_cost"),
+            (set(P_BODY + 8, 9), "p_cost"),
+            (set(P_BODY + 8, 2), "p_cost"), // m = 8 KiB < 8 KiB per lane * 2
         ] {
-            assert!(matches!(
-                err(VaultFile::parse(&bad)),
-                VaultError::Corrupt("Argon2id parameters out of bounds")
-            ));
+            match err(VaultFile::parse(&bad)) {
+                VaultError::Corrupt(why) => assert!(why.contains(names), "{why}"),
+                e => panic!("expected Corrupt naming {names}, got {e}"),
+            }
         }
         // Callers get a distinct error for the same mistake.
         let absurd = KdfParams {
