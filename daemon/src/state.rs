@@ -69,7 +69,13 @@ pub struct State {
     vault: RwLock<Option<Unlocked>>,
     /// Serializes writers (and unlock attempts); readers never wait on disk.
     writer: tokio::sync::Mutex<()>,
+    /// Serializes every passphrase check (unlock, passwd, keyfile create),
+    /// penalty included, so guesses cannot run in parallel. Taken before
+    /// `writer` wherever both are held.
+    attempts: tokio::sync::Mutex<()>,
     last_activity: Mutex<Instant>,
+    /// Failed passphrase checks since the last right one, whichever request
+    /// made them: passwd and keyfile create guess as slowly as unlock.
     failed_unlocks: Mutex<u32>,
     /// Bumped by every `lock` (see [`Epoch`]).
     epoch: Arc<AtomicU64>,
@@ -125,6 +131,7 @@ impl State {
             kdf: KdfParams::DEFAULT,
             vault: RwLock::new(None),
             writer: tokio::sync::Mutex::new(()),
+            attempts: tokio::sync::Mutex::new(()),
             last_activity: Mutex::new(Instant::now()),
             failed_unlocks: Mutex::new(0),
             epoch: Arc::new(AtomicU64::new(0)),
@@ -228,6 +235,7 @@ impl State {
     /// Unlocks with a passphrase (`Ok(false)`: already unlocked). Failed
     /// attempts are answered after a growing delay, one at a time.
     pub async fn unlock(&self, secret: Secret, keyfile: bool) -> Result<bool, ErrorReply> {
+        let _a = self.attempts.lock().await;
         let _w = self.writer.lock().await;
         if self.is_unlocked() {
             return Ok(false);
@@ -265,15 +273,7 @@ impl State {
         let (file, key, plaintext) = match opened {
             Ok(v) => v,
             Err(e @ (VaultError::WrongPassphrase | VaultError::WrongKeyfile)) => {
-                let fails = {
-                    let mut f = self
-                        .failed_unlocks
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    *f = f.saturating_add(1);
-                    *f
-                };
-                tokio::time::sleep(unlock_penalty(fails)).await;
+                self.penalize().await;
                 return Err(vault_reply(e));
             }
             Err(e) => return Err(vault_reply(e)),
@@ -282,10 +282,7 @@ impl State {
             ErrorReply::new(ErrorCode::VaultCorrupt, "vault contents are malformed")
         })?;
         drop(plaintext);
-        *self
-            .failed_unlocks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = 0;
+        self.reset_failures();
         let policies = compile(&contents);
         *self.write() = Some(Unlocked {
             file,
@@ -367,19 +364,46 @@ impl State {
     }
 
     /// Verifies the passphrase against the current slot (for passwd and
-    /// keyfile create), slowly, as an unlock would.
+    /// keyfile create) on the same serialized, penalized path as unlock, so
+    /// these requests are no faster way to guess.
     pub async fn verify_passphrase(&self, passphrase: Secret) -> Result<(), ErrorReply> {
+        let _a = self.attempts.lock().await;
         let file = self.read().as_ref().ok_or_else(locked)?.file.clone();
         let ok = tokio::task::spawn_blocking(move || file.check_passphrase(passphrase.expose()))
             .await
             .map_err(internal)?;
         match ok {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tokio::time::sleep(unlock_penalty(1)).await;
+            Ok(_) => {
+                self.reset_failures();
+                Ok(())
+            }
+            Err(e @ VaultError::WrongPassphrase) => {
+                self.penalize().await;
                 Err(vault_reply(e))
             }
+            Err(e) => Err(vault_reply(e)),
         }
+    }
+
+    /// Counts a failed passphrase check and waits out its penalty; called
+    /// with `attempts` held, so the next guess waits too.
+    async fn penalize(&self) {
+        let fails = {
+            let mut f = self
+                .failed_unlocks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *f = f.saturating_add(1);
+            *f
+        };
+        tokio::time::sleep(unlock_penalty(fails)).await;
+    }
+
+    fn reset_failures(&self) {
+        *self
+            .failed_unlocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = 0;
     }
 
     /// The vault file exactly as it is on disk, for `vaultctl backup`.

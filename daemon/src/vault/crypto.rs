@@ -120,8 +120,7 @@ impl Kek {
         .map_err(|_| VaultError::InvalidKdfParams)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let mut kek = Zeroizing::new([0u8; KEY_LEN]);
-        argon2
-            .hash_password_into(passphrase, salt, &mut kek[..])
+        super::kdf_gate::run(|| argon2.hash_password_into(passphrase, salt, &mut kek[..]))
             .map_err(|_| VaultError::Crypto)?;
         let unbound = UnboundKey::new(&AES_256_GCM, &kek[..]).map_err(|_| VaultError::Crypto)?;
         Ok(Kek(LessSafeKey::new(unbound)))

@@ -73,20 +73,35 @@ impl KdfParams {
         p_cost: 1,
     };
 
-    /// Bounds accepted from a file (and from callers), so that a crafted
-    /// file cannot make unlock allocate or compute without limit.
+    /// Bounds accepted from a file (and from callers), so that a rewritten
+    /// header cannot make unlock allocate GiBs or run for minutes: a few
+    /// times what [`KdfParams::DEFAULT`] uses (256 MiB, 16 passes, 8
+    /// lanes), so about 4 s of Argon2id at most.
     pub const MIN_M_COST_KIB: u32 = 8;
-    pub const MAX_M_COST_KIB: u32 = 4_194_304;
-    pub const MAX_T_COST: u32 = 64;
-    pub const MAX_P_COST: u32 = 16;
+    pub const MAX_M_COST_KIB: u32 = 262_144;
+    pub const MAX_T_COST: u32 = 16;
+    pub const MAX_P_COST: u32 = 8;
 
     /// Within the bounds above, and at least 8 KiB per lane as Argon2
     /// requires.
     pub fn is_valid(&self) -> bool {
-        (Self::MIN_M_COST_KIB..=Self::MAX_M_COST_KIB).contains(&self.m_cost_kib)
-            && (1..=Self::MAX_T_COST).contains(&self.t_cost)
-            && (1..=Self::MAX_P_COST).contains(&self.p_cost)
-            && self.m_cost_kib >= 8 * self.p_cost
+        self.out_of_bounds().is_none()
+    }
+
+    /// Which parameter is out of bounds, worded for the user, so that a
+    /// refused vault says what to look at.
+    pub fn out_of_bounds(&self) -> Option<&'static str> {
+        if !(Self::MIN_M_COST_KIB..=Self::MAX_M_COST_KIB).contains(&self.m_cost_kib) {
+            Some("Argon2id memory m_cost_kib is outside 8..=262144 KiB")
+        } else if !(1..=Self::MAX_T_COST).contains(&self.t_cost) {
+            Some("Argon2id passes t_cost is outside 1..=16")
+        } else if !(1..=Self::MAX_P_COST).contains(&self.p_cost) {
+            Some("Argon2id lanes p_cost is outside 1..=8")
+        } else if self.m_cost_kib < 8 * self.p_cost {
+            Some("Argon2id memory m_cost_kib is under 8 KiB per lane (p_cost)")
+        } else {
+            None
+        }
     }
 }
 
@@ -255,8 +270,8 @@ impl VaultFile {
                         t_cost: body.u32()?,
                         p_cost: body.u32()?,
                     };
-                    if !params.is_valid() {
-                        return Err(VaultError::Corrupt("Argon2id parameters out of bounds"));
+                    if let Some(why) = params.out_of_bounds() {
+                        return Err(VaultError::Corrupt(why));
                     }
                     passphrase = Some(PassphraseSlot {
                         params,
@@ -759,21 +774,21 @@ mod tests {
             b[off..off + 4].copy_from_slice(&v.to_be_bytes());
             b
         };
-        for bad in [
-            set(P_BODY, u32::MAX),
-            set(P_BODY, 4_194_305),
-            set(P_BODY, 7),
-            set(P_BODY, 0),
-            set(P_BODY + 4, 0),
-            set(P_BODY + 4, 65),
-            set(P_BODY + 8, 0),
-            set(P_BODY + 8, 17),
-            set(P_BODY + 8, 2), // m = 8 KiB < 8 KiB per lane * 2
+        for (bad, names) in [
+            (set(P_BODY, u32::MAX), "m_cost_kib"),
+            (set(P_BODY, 262_145), "m_cost_kib"),
+            (set(P_BODY, 7), "m_cost_kib"),
+            (set(P_BODY, 0), "m_cost_kib"),
+            (set(P_BODY + 4, 0), "t_cost"),
+            (set(P_BODY + 4, 17), "t_cost"),
+            (set(P_BODY + 8, 0), "p_cost"),
+            (set(P_BODY + 8, 9), "p_cost"),
+            (set(P_BODY + 8, 2), "p_cost"), // m = 8 KiB < 8 KiB per lane * 2
         ] {
-            assert!(matches!(
-                err(VaultFile::parse(&bad)),
-                VaultError::Corrupt("Argon2id parameters out of bounds")
-            ));
+            match err(VaultFile::parse(&bad)) {
+                VaultError::Corrupt(why) => assert!(why.contains(names), "{why}"),
+                e => panic!("expected Corrupt naming {names}, got {e}"),
+            }
         }
         // Callers get a distinct error for the same mistake.
         let absurd = KdfParams {

@@ -18,6 +18,7 @@ pub mod file;
 #[cfg(test)]
 mod fixtures;
 pub mod format;
+mod kdf_gate;
 pub mod lock;
 pub mod store;
 
@@ -53,7 +54,7 @@ pub enum VaultError {
     /// Caller-supplied Argon2id parameters outside [`KdfParams::is_valid`]
     /// (parameters read from a file are reported as [`VaultError::Corrupt`]).
     #[error(
-        "invalid Argon2id parameters (need m_cost_kib 8..=4194304 and >= 8 * p_cost, t_cost 1..=64, p_cost 1..=16)"
+        "invalid Argon2id parameters (need m_cost_kib 8..=262144 and >= 8 * p_cost, t_cost 1..=16, p_cost 1..=8)"
     )]
     InvalidKdfParams,
     /// `ring` or `argon2` failed (e.g. the system RNG is unavailable).
