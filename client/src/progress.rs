@@ -1,5 +1,6 @@
 //! Progress for large transfers: a bar on stderr (bytes, rate, ETA) when it
-//! is a terminal and the transfer is over 1 MiB; never on a pipe unless
+//! is a terminal and the transfer is over 1 MiB or of unknown size (vaultd
+//! passes no upstream Content-Length: it could reveal a redacted length); never on a pipe unless
 //! `--progress` forces it; never with `-s`.
 
 use std::io::{IsTerminal, Write};
@@ -24,7 +25,7 @@ pub fn bar(mode: Mode, total: Option<u64>, label: &'static str) -> Option<Progre
     let target = if mode.forced {
         // indicatif hides itself off a terminal; --progress means "show it anyway".
         ProgressDrawTarget::term_like(Box::new(Stderr))
-    } else if std::io::stderr().is_terminal() && total.is_some_and(|t| t > THRESHOLD) {
+    } else if std::io::stderr().is_terminal() && total.is_none_or(|t| t > THRESHOLD) {
         ProgressDrawTarget::stderr()
     } else {
         return None;
