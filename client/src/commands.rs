@@ -100,18 +100,13 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         } => keyfile_create(connect, &path, passphrase_stdin),
         Command::Keyfile {
             command: KeyfileCommand::Remove { passphrase_stdin },
-        } => {
-            let passphrase = if passphrase_stdin {
-                one_line()?
-            } else {
-                secret_input::prompt("Passphrase", false)?
-            };
-            done(
-                connect()?,
-                Request::RemoveKeyfile { passphrase },
-                "key-file slot removed and the vault re-keyed: the old key file opens nothing saved from now on; delete it",
-            )
-        }
+        } => done(
+            connect()?,
+            Request::RemoveKeyfile {
+                passphrase: current_passphrase(passphrase_stdin)?,
+            },
+            "key-file slot removed and the vault re-keyed: the old key file opens nothing saved from now on; delete it",
+        ),
         Command::Request(args) => request(connect()?, args),
         Command::Pubkey { name } => pubkey(connect()?, name),
         Command::Explain(args) => explain(connect()?, args),
@@ -129,6 +124,16 @@ fn man_pages(dir: &Path) -> Result<u8, Failure> {
     let cmd = <Cli as clap::CommandFactory>::command();
     clap_mangen::generate_to(cmd, dir).map_err(fail)?;
     Ok(0)
+}
+
+/// The vault's current passphrase, for the key-file commands (which
+/// re-wrap the passphrase slot): one stdin line, or asked without echo.
+fn current_passphrase(from_stdin: bool) -> Result<Secret, Failure> {
+    if from_stdin {
+        one_line()
+    } else {
+        secret_input::prompt("Passphrase", false)
+    }
 }
 
 fn one_line() -> Result<Secret, Failure> {
@@ -402,11 +407,7 @@ fn keyfile_create(
     passphrase_stdin: bool,
 ) -> Result<u8, Failure> {
     use std::os::unix::fs::OpenOptionsExt;
-    let passphrase = if passphrase_stdin {
-        one_line()?
-    } else {
-        secret_input::prompt("Passphrase", false)?
-    };
+    let passphrase = current_passphrase(passphrase_stdin)?;
     let mut client = connect()?;
     let mut key = zeroize::Zeroizing::new([0u8; 32]);
     rustix::rand::getrandom(&mut key[..], rustix::rand::GetRandomFlags::empty())

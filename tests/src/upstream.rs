@@ -218,6 +218,18 @@ impl Drop for Upstream {
     }
 }
 
+/// A redirect to `to`, with the status from the `code` query (302 by default).
+fn redirect(target: &str, to: &str) -> Response<Body> {
+    let code: u16 = query_param(target, "code")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(302);
+    Response::builder()
+        .status(code)
+        .header("location", to)
+        .body(Full::new(Bytes::from_static(b"redirecting")).boxed())
+        .expect("response")
+}
+
 fn query_param(target: &str, key: &str) -> Option<String> {
     let q = target.split_once('?')?.1;
     q.split('&').find_map(|kv| {
@@ -398,14 +410,7 @@ async fn handle(
             let to = query_param(&target, "to")
                 .unwrap_or_else(|| "/echo?t=TOKEN".into())
                 .replace("TOKEN", &t);
-            let code: u16 = query_param(&target, "code")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(302);
-            Response::builder()
-                .status(code)
-                .header("location", to)
-                .body(Full::new(Bytes::from_static(b"redirecting")).boxed())
-                .expect("response")
+            redirect(&target, &to)
         }
         "/big" => {
             let n: usize = query_param(&target, "n")
@@ -426,14 +431,7 @@ async fn handle(
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             let to = query_param(&target, "to").unwrap_or_else(|| "/echo".into());
-            let code: u16 = query_param(&target, "code")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(302);
-            Response::builder()
-                .status(code)
-                .header("location", to)
-                .body(Full::new(Bytes::from_static(b"redirecting")).boxed())
-                .expect("response")
+            redirect(&target, &to)
         }
         // RFC 9421: 200 when the signature verifies, 401 naming the failed
         // check otherwise. `-tampered` alters one body byte first, as a
