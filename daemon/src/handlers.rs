@@ -89,12 +89,14 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::Remove { name } => remove(state, name).await,
         Request::List => state.list().map(Response::List),
         Request::AddKeyfile { passphrase, key } => add_keyfile(state, passphrase, key).await,
-        Request::Job(job) => run_job(state, peer, job).await,
-        // The connection runs streamed jobs itself; pieces of a body
-        // outside one are a client bug.
-        Request::StreamJob { .. } | Request::Chunk(_) | Request::End => {
-            Err(bad("body chunk outside a streamed job"))
-        }
+        // The connection runs jobs itself, so their writes to the client
+        // end with the job (deadline, lock).
+        Request::Job(_) | Request::StreamJob { .. } => Err(ErrorReply::new(
+            ErrorCode::Internal,
+            "a job reached the wrong handler",
+        )),
+        // Pieces of a body outside a streamed job are a client bug.
+        Request::Chunk(_) | Request::End => Err(bad("body chunk outside a streamed job")),
         Request::AddGenerated { name, spec } => add_generated(state, name, spec).await,
         Request::PublicKey { name } => public_key(state, &name),
         Request::Explain(job) => explain(state, job),
@@ -317,13 +319,6 @@ async fn backup(state: &State, peer: &Peer) -> Result<Response, ErrorReply> {
         peer.pid_str()
     );
     Ok(Response::Backup { sealed })
-}
-
-async fn run_job(state: &State, peer: &Peer, job: JobRequest) -> Result<Response, ErrorReply> {
-    let (prepared, audit) = prepare_job(state, peer, job)?;
-    let result = state.upstream.run(prepared).await;
-    audit.log(state, peer, result.as_ref().map(|r| r.status));
-    result.map(Response::Job)
 }
 
 /// What the audit line of a job names (never a value).

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -50,13 +49,24 @@ pub struct Lease {
 #[derive(Clone, Debug)]
 pub struct Epoch {
     seen: u64,
-    current: Arc<AtomicU64>,
+    current: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Epoch {
     /// Whether the vault has stayed unlocked since the lease was taken.
     pub fn is_current(&self) -> bool {
-        self.current.load(Ordering::Acquire) == self.seen
+        *self.current.borrow() == self.seen
+    }
+
+    /// Resolves once the vault has locked since the lease was taken: a job
+    /// waits on this beside every await (the upstream, the client's reads
+    /// and writes), so a stalled peer cannot keep its token alive past
+    /// `lock`.
+    pub async fn ended(&self) {
+        let mut rx = self.current.clone();
+        let seen = self.seen;
+        // An error means State is gone (shutdown): that ends the job too.
+        let _ = rx.wait_for(|e| *e != seen).await;
     }
 }
 
@@ -78,7 +88,7 @@ pub struct State {
     /// made them: passwd and keyfile create guess as slowly as unlock.
     failed_unlocks: Mutex<u32>,
     /// Bumped by every `lock` (see [`Epoch`]).
-    epoch: Arc<AtomicU64>,
+    epoch: tokio::sync::watch::Sender<u64>,
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorReply {
@@ -134,7 +144,7 @@ impl State {
             attempts: tokio::sync::Mutex::new(()),
             last_activity: Mutex::new(Instant::now()),
             failed_unlocks: Mutex::new(0),
-            epoch: Arc::new(AtomicU64::new(0)),
+            epoch: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -177,7 +187,7 @@ impl State {
             let mut guard = self.write();
             // Under the write lock, so no lease can see the old vault with
             // the new epoch.
-            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.epoch.send_modify(|e| *e += 1);
             guard.take().is_some()
         };
         if was_unlocked {
@@ -485,8 +495,8 @@ impl State {
             token,
             client: self.upstream.client(),
             epoch: Epoch {
-                seen: self.epoch.load(Ordering::Acquire),
-                current: self.epoch.clone(),
+                seen: *self.epoch.borrow(),
+                current: self.epoch.subscribe(),
             },
         })
     }

@@ -250,3 +250,53 @@ fn lock_cuts_a_streamed_download_short() {
         out.stderr
     );
 }
+
+#[test]
+fn lock_ends_a_buffered_job_and_delivers_no_body() {
+    // The buffered `Request::Job` (the client library's `call`): a lock
+    // while the upstream is still answering must end the job with
+    // `Locked`, not deliver the response once it comes.
+    let up = Upstream::plain();
+    let d = Daemon::start("");
+    d.init();
+    d.add(
+        "svc",
+        &canary("buf"),
+        &["--bearer", "--origin", &up.origin()],
+    )
+    .ok();
+    let socket = d.socket.clone();
+    let url = up.url("/slow?ms=2000");
+    let job = std::thread::spawn(move || {
+        let mut c = vaultctl::Client::connect(&socket).expect("connect");
+        let start = Instant::now();
+        let r = c.call(&proto::Request::Job(proto::JobRequest {
+            credential: "svc".into(),
+            method: "GET".into(),
+            url,
+            headers: vec![],
+            body: None,
+            follow_redirects: false,
+            timeout_ms: None,
+        }));
+        (r, start.elapsed())
+    });
+    let start = Instant::now();
+    while !up.requests().iter().any(|r| r.target.starts_with("/slow")) {
+        assert!(start.elapsed() < Duration::from_secs(5), "job never sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    d.ctl(&["lock"]).ok();
+    let (r, took) = job.join().unwrap();
+    match r {
+        Err(vaultctl::ClientError::Daemon(e)) => {
+            assert_eq!(e.code, proto::ErrorCode::Locked, "{e:?}");
+            assert!(e.message.contains("locked"), "{}", e.message);
+        }
+        other => panic!("a job that met `lock` delivered: {other:?}"),
+    }
+    assert!(
+        took < Duration::from_millis(1900),
+        "the job waited for the upstream after lock ({took:?})"
+    );
+}

@@ -274,3 +274,141 @@ fn removed_signing_key_gone_from_memory() {
     d.ctl(&["remove", "signer"]).ok();
     assert_token_gone(&d, "after remove", "removed HMAC key", &key);
 }
+
+/// Starts `vaultctl request svc /source?n=…` with its stdout a pipe that
+/// nobody reads, and waits until the download has stopped moving: vaultctl
+/// is blocked on its stdout, vaultd on its write to the socket.
+fn stalled_download(d: &Daemon, plain: &Upstream) -> std::process::Child {
+    let mut cmd = d.cmd();
+    cmd.args(["request", "svc", &plain.url("/source?n=4000000000")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn vaultctl");
+    let start = Instant::now();
+    let mut last = 0;
+    while start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = plain.produced.load(std::sync::atomic::Ordering::Relaxed);
+        if now > 0 && now == last {
+            return child;
+        }
+        last = now;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the download never stalled ({last} bytes produced)");
+}
+
+/// The scan sees the stalled job's token before the event that must free
+/// it, or the later clean scan would prove nothing.
+fn assert_token_present(d: &Daemon, token: &str) {
+    let control = d.vault.display().to_string();
+    let needles = [token.as_bytes(), control.as_bytes()];
+    let s = scan(d.pid(), &needles).expect("scan vaultd memory");
+    assert!(
+        s.hits[0] > 0,
+        "a stalled job's token is not in memory before the event: the test proves nothing"
+    );
+}
+
+/// Reads what the stalled client still gets and its exit status.
+fn drain(child: std::process::Child) -> (std::process::ExitStatus, usize, String) {
+    let out = child.wait_with_output().expect("vaultctl output");
+    (
+        out.status,
+        out.stdout.len(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn lock_frees_the_token_of_a_stream_whose_reader_stalled() {
+    if !root_or_skip("lock_frees_the_token_of_a_stream_whose_reader_stalled") {
+        return;
+    }
+    let plain = Upstream::plain();
+    let tls = Upstream::tls();
+    let d = daemon(&tls, "pass");
+    let token = canary("stall");
+    d.add("svc", &token, &["--bearer", "--origin", &plain.origin()])
+        .ok();
+    let child = stalled_download(&d, &plain);
+    assert_token_present(&d, &token);
+    d.ctl(&["lock"]).ok();
+    assert_token_gone(
+        &d,
+        "after lock, reader stalled",
+        "stalled job's token",
+        &token,
+    );
+    let (status, got, stderr) = drain(child);
+    assert!(!status.success(), "the download completed after lock");
+    assert!(got < 4_000_000_000, "the whole body arrived ({got} bytes)");
+    println!("stalled reader after lock: {status}, {got} bytes, {stderr}");
+}
+
+#[test]
+fn a_stalled_reader_does_not_keep_the_token_past_the_deadline() {
+    if !root_or_skip("a_stalled_reader_does_not_keep_the_token_past_the_deadline") {
+        return;
+    }
+    let plain = Upstream::plain();
+    let d = Daemon::start("request_timeout = \"3s\"\nmax_body = \"100GiB\"\n");
+    d.init();
+    let token = canary("deadline");
+    d.add("svc", &token, &["--bearer", "--origin", &plain.origin()])
+        .ok();
+    let started = Instant::now();
+    let child = stalled_download(&d, &plain);
+    assert_token_present(&d, &token);
+    // Past the 3 s deadline (the scan below waits up to 3 s more).
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
+    assert_token_gone(
+        &d,
+        "past the deadline, reader stalled",
+        "stalled job's token",
+        &token,
+    );
+    let (status, got, stderr) = drain(child);
+    assert!(
+        !status.success(),
+        "the download completed past its deadline"
+    );
+    println!("stalled reader past its deadline: {status}, {got} bytes, {stderr}");
+}
+
+#[test]
+fn lock_frees_the_token_of_an_upload_that_stalled() {
+    if !root_or_skip("lock_frees_the_token_of_an_upload_that_stalled") {
+        return;
+    }
+    let plain = Upstream::plain();
+    let tls = Upstream::tls();
+    let d = daemon(&tls, "pass");
+    let token = canary("upload");
+    d.add("svc", &token, &["--bearer", "--origin", &plain.origin()])
+        .ok();
+    // A body from stdin that starts and then stops, the pipe left open.
+    let mut cmd = d.cmd();
+    cmd.args(["request", "svc", &plain.url("/sink"), "--data-binary", "@-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn vaultctl");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &vec![b'u'; 1 << 20]).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_token_present(&d, &token);
+    d.ctl(&["lock"]).ok();
+    assert_token_gone(
+        &d,
+        "after lock, upload stalled",
+        "stalled upload's token",
+        &token,
+    );
+    drop(stdin);
+    let (status, _, stderr) = drain(child);
+    assert!(!status.success(), "the upload completed after lock");
+    assert!(stderr.contains("locked"), "{stderr}");
+}
