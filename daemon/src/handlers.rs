@@ -248,7 +248,7 @@ async fn add(
             contents.credentials.insert(
                 name,
                 StoredCredential {
-                    spec,
+                    spec: spec.into(),
                     value,
                     created: now_secs(),
                     last_used: None,
@@ -284,7 +284,8 @@ async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, 
                 .get_mut(&name)
                 .ok_or_else(|| no_such(&name))?;
             // What a valid value is depends on the credential's kind.
-            cred.value = checked_value(cred.spec.injection.as_ref(), value)?;
+            let injection = cred.spec.injection.as_ref().map(proto::Injection::from);
+            cred.value = checked_value(injection.as_ref(), value)?;
             Ok(())
         })
         .await?;

@@ -119,7 +119,12 @@ fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
     contents
         .credentials
         .iter()
-        .filter_map(|(name, c)| Some((name.clone(), Arc::new(Policy::from_spec(&c.spec).ok()?))))
+        .filter_map(|(name, c)| {
+            Some((
+                name.clone(),
+                Arc::new(Policy::from_spec(&(&c.spec).into()).ok()?),
+            ))
+        })
         .collect()
 }
 
@@ -482,12 +487,14 @@ impl State {
         };
         let policy = match u.policies.get(name) {
             Some(p) => p.clone(),
-            None => Arc::new(Policy::from_spec(&cred.spec).map_err(policy_reply)?),
+            None => Arc::new(Policy::from_spec(&(&cred.spec).into()).map_err(policy_reply)?),
         };
-        let injection =
-            cred.spec.injection.clone().ok_or_else(|| {
-                ErrorReply::new(ErrorCode::Internal, "credential has no injection")
-            })?;
+        let injection = cred
+            .spec
+            .injection
+            .as_ref()
+            .map(proto::Injection::from)
+            .ok_or_else(|| ErrorReply::new(ErrorCode::Internal, "credential has no injection"))?;
         let token = cred.value.open().map_err(internal)?;
         Ok(Lease {
             policy,

@@ -9,8 +9,7 @@
 
 use std::path::PathBuf;
 
-use proto::{CredentialSpec, Injection};
-
+use super::spec::{StoredInjection, StoredSpec};
 use super::store::{Contents, StoredCredential};
 use super::{KdfParams, VaultError, VaultFile};
 
@@ -54,8 +53,8 @@ fn generate_fixtures() {
     contents.credentials.insert(
         NAME.into(),
         StoredCredential {
-            spec: CredentialSpec {
-                injection: Some(Injection::Bearer),
+            spec: StoredSpec {
+                injection: Some(StoredInjection::Bearer),
                 origins: vec![ORIGIN.into()],
                 allow_insecure_http: false,
                 methods: vec![],
@@ -100,10 +99,12 @@ fn valid_fixture_opens_with_its_known_contents() {
     assert!(!parsed.has_keyfile());
     let (_, _, plaintext) = parsed.open_with_passphrase(PASSPHRASE).unwrap();
     let contents: Contents = proto::codec::decode(&plaintext).unwrap();
+    // Byte for byte: the stored types re-encode exactly what v1 wrote.
+    assert_eq!(*proto::codec::encode(&contents).unwrap(), *plaintext);
     assert_eq!(contents.credentials.len(), 1);
     let c = &contents.credentials[NAME];
     assert_eq!(c.value.open().unwrap().expose(), TOKEN);
-    assert_eq!(c.spec.injection, Some(Injection::Bearer));
+    assert_eq!(c.spec.injection, Some(StoredInjection::Bearer));
     assert_eq!(c.spec.origins, [ORIGIN]);
     assert_eq!(c.created, CREATED);
     assert_eq!((c.last_used, c.use_count), (None, 0));

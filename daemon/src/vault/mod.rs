@@ -7,6 +7,8 @@
 //!   AES-256-GCM) and content encryption. Only `ring` and `argon2` do crypto.
 //! - [`file`]: reading the file and replacing it atomically and durably.
 //! - [`lock`]: one daemon per vault (an exclusive lock on `<vault>.lock`).
+//! - [`spec`]: the stored form of a credential's policy, independent of
+//!   the protocol's types.
 //!
 //! Errors never carry secret bytes or file bytes, only fixed messages and
 //! paths.
@@ -20,6 +22,7 @@ mod fixtures;
 pub mod format;
 mod kdf_gate;
 pub mod lock;
+pub mod spec;
 pub mod store;
 
 pub use crypto::DataKey;

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use proto::{CredentialInfo, CredentialSpec};
+use proto::CredentialInfo;
+
+use super::spec::StoredSpec;
 
 use crate::secure::Shielded;
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,7 @@ pub struct Contents {
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct StoredCredential {
-    pub spec: CredentialSpec,
+    pub spec: StoredSpec,
     /// Sealed under the process's shielding key while in memory; plain
     /// bytes inside the (encrypted) vault file.
     pub value: Shielded,
@@ -30,7 +32,7 @@ impl StoredCredential {
     pub fn info(&self, name: &str) -> CredentialInfo {
         CredentialInfo {
             name: name.to_owned(),
-            spec: self.spec.clone(),
+            spec: (&self.spec).into(),
             created: self.created,
             last_used: self.last_used,
             use_count: self.use_count,
@@ -83,7 +85,7 @@ mod tests {
         c.credentials.insert(
             "m".into(),
             StoredCredential {
-                spec: CredentialSpec::default(),
+                spec: StoredSpec::default(),
                 value: Shielded::seal(b"tok").unwrap(),
                 created: 1,
                 last_used: None,
