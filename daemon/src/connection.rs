@@ -16,7 +16,7 @@ use crate::job::http::{ChannelBody, within};
 use crate::job::redact::StreamRedactor;
 
 use crate::handlers;
-use crate::server::Peer;
+use crate::peer::Peer;
 use crate::state::State;
 
 /// A client must say hello this quickly after connecting (default of the

@@ -12,8 +12,8 @@ use reqwest::Method;
 use crate::job::http::{Prepared, policy_reply};
 use crate::job::policy::{self, Policy};
 use crate::job::sign;
+use crate::peer::Peer;
 use crate::secure::Shielded;
-use crate::server::Peer;
 use crate::state::{State, check_passphrase_shape, no_such};
 use crate::vault::store::{StoredCredential, now_secs, validate_name};
 

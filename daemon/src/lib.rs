@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod harden;
 pub mod job;
 pub mod paths;
+pub mod peer;
 pub mod secure;
 pub mod server;
 pub mod state;

@@ -17,6 +17,7 @@ use proto::{ErrorCode, ErrorReply, Hello, Response};
 use tokio::sync::Semaphore;
 
 use crate::connection;
+use crate::peer::Peer;
 use crate::state::State;
 
 /// Connections served at once; more wait in the kernel's backlog until one
@@ -35,26 +36,6 @@ pub enum BindError {
     ForeignDir { path: PathBuf, owner: u32 },
     #[error("cannot create socket {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-}
-
-/// Who is on the other end of a connection (SO_PEERCRED).
-#[derive(Debug, Clone)]
-pub struct Peer {
-    pub uid: u32,
-    pub pid: Option<u32>,
-}
-
-impl Peer {
-    pub fn pid_str(&self) -> String {
-        self.pid.map_or_else(|| "?".into(), |p| p.to_string())
-    }
-
-    /// The caller's executable, for the audit log (best effort).
-    pub fn exe(&self) -> String {
-        self.pid
-            .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
-            .map_or_else(|| "?".into(), |p| p.display().to_string())
-    }
 }
 
 /// Creates the socket's directory (0700) and the socket (0600, mode set

@@ -12,6 +12,7 @@ use proto::{ErrorCode, ErrorReply, Secret};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
+use crate::job::epoch::{Epoch, Epochs};
 use crate::job::http::{Upstream, policy_reply};
 use crate::job::policy::Policy;
 use crate::vault::store::Contents;
@@ -43,33 +44,6 @@ pub struct Lease {
     pub epoch: Epoch,
 }
 
-/// The unlock a job's token was taken from. `lock` starts a new epoch, so
-/// a job that was still waiting to send (an upload, a redirect to follow)
-/// when the vault locked sends nothing more.
-#[derive(Clone, Debug)]
-pub struct Epoch {
-    seen: u64,
-    current: tokio::sync::watch::Receiver<u64>,
-}
-
-impl Epoch {
-    /// Whether the vault has stayed unlocked since the lease was taken.
-    pub fn is_current(&self) -> bool {
-        *self.current.borrow() == self.seen
-    }
-
-    /// Resolves once the vault has locked since the lease was taken: a job
-    /// waits on this beside every await (the upstream, the client's reads
-    /// and writes), so a stalled peer cannot keep its token alive past
-    /// `lock`.
-    pub async fn ended(&self) {
-        let mut rx = self.current.clone();
-        let seen = self.seen;
-        // An error means State is gone (shutdown): that ends the job too.
-        let _ = rx.wait_for(|e| *e != seen).await;
-    }
-}
-
 pub struct State {
     pub config: Config,
     pub vault_path: PathBuf,
@@ -88,7 +62,7 @@ pub struct State {
     /// made them: passwd and keyfile create guess as slowly as unlock.
     failed_unlocks: Mutex<u32>,
     /// Bumped by every `lock` (see [`Epoch`]).
-    epoch: tokio::sync::watch::Sender<u64>,
+    epoch: Epochs,
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorReply {
@@ -149,7 +123,7 @@ impl State {
             attempts: tokio::sync::Mutex::new(()),
             last_activity: Mutex::new(Instant::now()),
             failed_unlocks: Mutex::new(0),
-            epoch: tokio::sync::watch::Sender::new(0),
+            epoch: Epochs::default(),
         })
     }
 
@@ -192,7 +166,7 @@ impl State {
             let mut guard = self.write();
             // Under the write lock, so no lease can see the old vault with
             // the new epoch.
-            self.epoch.send_modify(|e| *e += 1);
+            self.epoch.advance();
             guard.take().is_some()
         };
         if was_unlocked {
@@ -501,10 +475,7 @@ impl State {
             injection,
             token,
             client: self.upstream.client(),
-            epoch: Epoch {
-                seen: *self.epoch.borrow(),
-                current: self.epoch.subscribe(),
-            },
+            epoch: self.epoch.current(),
         })
     }
 

@@ -7,7 +7,7 @@ use proto::{CredentialSpec, Injection, Request, Response, Secret};
 use vaultd::State;
 use vaultd::config::Config;
 use vaultd::handlers::handle;
-use vaultd::server::Peer;
+use vaultd::peer::Peer;
 use vaultd::vault::{DataKey, KdfParams, VaultFile};
 
 const CHEAP: KdfParams = KdfParams {

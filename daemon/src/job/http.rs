@@ -77,7 +77,7 @@ pub struct Prepared {
     /// [`crate::state::Lease::client`]).
     pub client: reqwest::Client,
     /// Checked before every hop: nothing is sent once the vault has locked.
-    pub epoch: crate::state::Epoch,
+    pub epoch: super::epoch::Epoch,
 }
 
 impl Upstream {

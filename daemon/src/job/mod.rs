@@ -1,6 +1,7 @@
 //! Request jobs: policy check, credential injection, the HTTP exchange and
 //! redaction of the response.
 
+pub mod epoch;
 pub mod explain;
 pub mod http;
 pub mod policy;

@@ -25,9 +25,9 @@ pub mod lock;
 pub mod spec;
 pub mod store;
 
-pub use crypto::DataKey;
+pub use crypto::{DataKey, KdfParams};
 pub use file::{read_vault, write_atomic};
-pub use format::{FORMAT_VERSION, KdfParams, MAGIC, Parsed, VaultFile};
+pub use format::{FORMAT_VERSION, MAGIC, Parsed, VaultFile};
 
 /// Why a vault could not be read, unlocked, sealed or written.
 #[derive(Debug, thiserror::Error)]
