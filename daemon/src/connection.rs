@@ -19,13 +19,6 @@ use crate::handlers;
 use crate::peer::Peer;
 use crate::state::State;
 
-/// A client must say hello this quickly after connecting (default of the
-/// `hello_timeout` config key).
-pub const HELLO_TIMEOUT: Duration = crate::config::DEFAULT_HELLO_TIMEOUT;
-/// An idle connection (or one sending a frame very slowly) is closed after
-/// this (default of the `idle_timeout` config key).
-pub const IDLE_TIMEOUT: Duration = crate::config::DEFAULT_IDLE_TIMEOUT;
-
 pub async fn run(mut stream: Stream, state: Arc<State>, peer: Peer) {
     let hello_timeout = state.config.hello_timeout;
     let idle_timeout = state.config.idle_timeout;

@@ -3,21 +3,34 @@
 //! see the token. `main.rs` only parses flags and builds the runtime; all of
 //! this is a library so tests can run a real server on a temporary socket.
 
-pub mod config;
-pub mod connection;
-pub mod handlers;
-pub mod harden;
-pub mod job;
-pub mod paths;
-pub mod peer;
-pub mod secure;
-pub mod server;
-pub mod state;
-pub mod systemd;
-pub mod vault;
+mod config;
+mod connection;
+mod handlers;
+mod harden;
+mod job;
+mod paths;
+mod peer;
+mod secure;
+mod server;
+mod state;
+mod systemd;
+mod vault;
 
+// The library's surface: what `main.rs`, the integration tests and the
+// fuzz targets use. Everything else is private, so the compiler reports
+// what nothing uses.
+pub use config::Config;
+pub use handlers::handle;
+pub use harden::harden_process;
+pub use paths::{default_config, default_socket, default_vault};
+pub use peer::Peer;
 pub use server::{bind, serve};
 pub use state::State;
+pub use systemd::{
+    auto_unlock, key_source, listener_from_fd, notify_ready, notify_stopping, take_listen_fd,
+};
+pub use vault::instance::SoleInstance;
+pub use vault::{DataKey, KdfParams, VaultFile};
 
 /// Every freed block is wiped (see [`secure::alloc`]); declared here so the
 /// daemon's binary and its unit tests both run on it. The feature that turns

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use vaultd::config::Config;
-use vaultd::{paths, server, state::State, systemd};
+use vaultd::{Config, SoleInstance, State};
 
 /// tokenvault daemon: keeps API tokens encrypted and performs HTTP requests
 /// with them for `vaultctl`, so scripts never see a token.
@@ -32,7 +31,7 @@ struct Args {
 
 fn main() -> ExitCode {
     // Before anything secret exists: no core dumps, no ptrace by our uid.
-    let harden = vaultd::harden::harden_process();
+    let harden = vaultd::harden_process();
     init_logging();
     if let Err(e) = harden {
         tracing::warn!("process hardening incomplete: {e}");
@@ -65,10 +64,10 @@ fn run(args: Args) -> Result<(), String> {
     // exists. The path stays what --socket/defaults say (for messages and
     // the vault lock); the socket file itself belongs to systemd and is
     // neither unlinked nor rebound.
-    let inherited = systemd::take_listen_fd()?;
+    let inherited = vaultd::take_listen_fd()?;
     let config = match &args.config {
         Some(p) => Config::load(p, true),
-        None => match paths::default_config() {
+        None => match vaultd::default_config() {
             Some(p) => Config::load(&p, false),
             None => Ok(Config::default()),
         },
@@ -82,20 +81,19 @@ fn run(args: Args) -> Result<(), String> {
                 .map(PathBuf::from)
         })
         .or_else(|| config.socket.clone())
-        .or_else(paths::default_socket)
+        .or_else(vaultd::default_socket)
         .ok_or("no socket path: set XDG_RUNTIME_DIR or VAULTD_SOCKET, or pass --socket")?;
     let vault = args
         .vault
         .or_else(|| config.vault.clone())
-        .or_else(paths::default_vault)
+        .or_else(vaultd::default_vault)
         .ok_or("no vault path: set HOME or XDG_DATA_HOME, or pass --vault")?;
 
     // Before the socket is bound: a refused second daemon must not replace
     // the first one's socket. Held until `run` returns.
-    let _vault_lock =
-        vaultd::vault::lock::VaultLock::acquire(&vault, &socket).map_err(|e| e.to_string())?;
+    let _vault_lock = SoleInstance::acquire(&vault, &socket).map_err(|e| e.to_string())?;
 
-    let key_source = systemd::key_source(
+    let key_source = vaultd::key_source(
         &config,
         std::env::var_os("CREDENTIALS_DIRECTORY")
             .map(PathBuf::from)
@@ -115,11 +113,11 @@ fn run(args: Args) -> Result<(), String> {
         let shutdown = shutdown_signal();
         let (listener, how) = match inherited {
             Some(fd) => (
-                systemd::listener_from_fd(fd)
+                vaultd::listener_from_fd(fd)
                     .map_err(|e| format!("cannot use the socket passed by systemd: {e}"))?,
                 "socket activation",
             ),
-            None => (server::bind(&socket).map_err(|e| e.to_string())?, "bound"),
+            None => (vaultd::bind(&socket).map_err(|e| e.to_string())?, "bound"),
         };
         tracing::info!(
             "vaultd {} listening on {} ({how}; vault {})",
@@ -127,15 +125,15 @@ fn run(args: Args) -> Result<(), String> {
             socket.display(),
             vault.display()
         );
-        let unlocked = systemd::auto_unlock(&state, key_source).await;
-        systemd::notify_ready(if unlocked {
+        let unlocked = vaultd::auto_unlock(&state, key_source).await;
+        vaultd::notify_ready(if unlocked {
             "serving (unlocked)"
         } else {
             "serving (locked)"
         });
-        server::serve(listener, state.clone(), async {
+        vaultd::serve(listener, state.clone(), async {
             shutdown.await;
-            systemd::notify_stopping();
+            vaultd::notify_stopping();
         })
         .await;
         state.lock();

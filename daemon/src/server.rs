@@ -20,10 +20,6 @@ use crate::connection;
 use crate::peer::Peer;
 use crate::state::State;
 
-/// Connections served at once; more wait in the kernel's backlog until one
-/// closes. Each costs a task and at most one frame buffer.
-pub const MAX_CONNECTIONS: usize = 256;
-
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     #[error(

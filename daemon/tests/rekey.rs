@@ -4,11 +4,7 @@
 //! recovers a key that opens nothing saved afterwards.
 
 use proto::{CredentialSpec, Injection, Request, Response, Secret};
-use vaultd::State;
-use vaultd::config::Config;
-use vaultd::handlers::handle;
-use vaultd::peer::Peer;
-use vaultd::vault::{DataKey, KdfParams, VaultFile};
+use vaultd::{Config, DataKey, KdfParams, Peer, State, VaultFile, handle};
 
 const CHEAP: KdfParams = KdfParams {
     m_cost_kib: 8,

@@ -2,7 +2,7 @@
 //! stable-toolchain sibling of `fuzz/fuzz_targets/vault_file.rs`).
 
 use proptest::prelude::*;
-use vaultd::vault::VaultFile;
+use vaultd::VaultFile;
 
 /// A real v1 vault (tests/fixtures/README.md documents it).
 const VALID: &[u8] = include_bytes!("../../tests/fixtures/valid-v1.vault");

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vaultd::vault::VaultFile;
+use vaultd::VaultFile;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = VaultFile::parse(data) {

@@ -6,7 +6,7 @@
 //! - [`crypto`]: the data key, key-slot wrapping (Argon2id / HKDF-SHA256 +
 //!   AES-256-GCM) and content encryption. Only `ring` and `argon2` do crypto.
 //! - [`file`]: reading the file and replacing it atomically and durably.
-//! - [`lock`]: one daemon per vault (an exclusive lock on `<vault>.lock`).
+//! - [`instance`]: one daemon per vault (an exclusive lock on `<vault>.lock`).
 //! - [`spec`]: the stored form of a credential's policy, independent of
 //!   the protocol's types.
 //!
@@ -20,14 +20,14 @@ pub mod file;
 #[cfg(test)]
 mod fixtures;
 pub mod format;
+pub mod instance;
 mod kdf_gate;
-pub mod lock;
 pub mod spec;
 pub mod store;
 
 pub use crypto::{DataKey, KdfParams};
 pub use file::{read_vault, write_atomic};
-pub use format::{FORMAT_VERSION, MAGIC, Parsed, VaultFile};
+pub use format::VaultFile;
 
 /// Why a vault could not be read, unlocked, sealed or written.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use rustix::fs::{FlockOperation, OFlags, flock};
 
 /// Why the vault lock could not be taken.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub enum InstanceError {
     /// Another process holds the lock. `socket` is what the holder wrote
     /// into the lock file, if it got that far.
     #[error(
@@ -55,7 +55,7 @@ fn holder_text(pid: Option<u32>, socket: Option<&Path>) -> String {
 
 /// The held lock. Dropping it closes the file and releases the lock.
 #[derive(Debug)]
-pub struct VaultLock {
+pub struct SoleInstance {
     _file: File,
     path: PathBuf,
 }
@@ -67,13 +67,13 @@ pub fn lock_path(vault: &Path) -> PathBuf {
     vault.with_file_name(name)
 }
 
-impl VaultLock {
+impl SoleInstance {
     /// Takes the lock for `vault` without waiting, creating the vault's
     /// directory (0700) and the lock file (0600) if needed, and records this
     /// daemon's pid and `socket` in it.
-    pub fn acquire(vault: &Path, socket: &Path) -> Result<VaultLock, LockError> {
+    pub fn acquire(vault: &Path, socket: &Path) -> Result<SoleInstance, InstanceError> {
         let path = lock_path(vault);
-        let io_err = |path: &Path, op, source| LockError::Io {
+        let io_err = |path: &Path, op, source| InstanceError::Io {
             path: path.to_owned(),
             op,
             source,
@@ -108,7 +108,7 @@ impl VaultLock {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
                 let (pid, socket) = read_holder(&mut file);
-                return Err(LockError::InUse {
+                return Err(InstanceError::InUse {
                     vault: vault.to_owned(),
                     pid,
                     socket,
@@ -129,7 +129,7 @@ impl VaultLock {
                 tracing::warn!("cannot record pid and socket in {}: {e}", path.display());
             }
         }
-        Ok(VaultLock { _file: file, path })
+        Ok(SoleInstance { _file: file, path })
     }
 
     pub fn path(&self) -> &Path {
@@ -186,10 +186,10 @@ mod tests {
     fn second_lock_is_refused_naming_the_holder() {
         let tmp = tempfile::tempdir().unwrap();
         let vault = tmp.path().join("data").join("vault");
-        let held = VaultLock::acquire(&vault, Path::new("/run/one.sock")).unwrap();
+        let held = SoleInstance::acquire(&vault, Path::new("/run/one.sock")).unwrap();
         assert_eq!(held.path(), tmp.path().join("data").join("vault.lock"));
         // flock conflicts between open file descriptions, also in one process.
-        let e = VaultLock::acquire(&vault, Path::new("/run/two.sock")).unwrap_err();
+        let e = SoleInstance::acquire(&vault, Path::new("/run/two.sock")).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains(&vault.display().to_string()), "{msg}");
         assert!(msg.contains("socket /run/one.sock"), "{msg}");
@@ -199,7 +199,7 @@ mod tests {
         );
         // Released on drop; the next holder rewrites the record.
         drop(held);
-        let again = VaultLock::acquire(&vault, Path::new("/run/two.sock")).unwrap();
+        let again = SoleInstance::acquire(&vault, Path::new("/run/two.sock")).unwrap();
         let text = std::fs::read_to_string(again.path()).unwrap();
         assert!(text.ends_with("socket=/run/two.sock\n"), "{text}");
     }
@@ -209,14 +209,14 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let vault = tmp.path().join("vault");
-        drop(VaultLock::acquire(&vault, Path::new("/s")).unwrap());
+        drop(SoleInstance::acquire(&vault, Path::new("/s")).unwrap());
         let lock = lock_path(&vault);
         std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o400)).unwrap();
         // Root ignores permissions; then this is the ordinary path again.
-        let held = VaultLock::acquire(&vault, Path::new("/t")).unwrap();
+        let held = SoleInstance::acquire(&vault, Path::new("/t")).unwrap();
         assert!(matches!(
-            VaultLock::acquire(&vault, Path::new("/u")),
-            Err(LockError::InUse { .. })
+            SoleInstance::acquire(&vault, Path::new("/u")),
+            Err(InstanceError::InUse { .. })
         ));
         drop(held);
     }
@@ -228,7 +228,7 @@ mod tests {
         std::fs::write(&target, b"keep").unwrap();
         let vault = tmp.path().join("vault");
         std::os::unix::fs::symlink(&target, lock_path(&vault)).unwrap();
-        let e = VaultLock::acquire(&vault, Path::new("/s")).unwrap_err();
+        let e = SoleInstance::acquire(&vault, Path::new("/s")).unwrap_err();
         assert!(e.to_string().starts_with("cannot open lock file"), "{e}");
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
     }
