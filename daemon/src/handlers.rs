@@ -15,6 +15,7 @@ use crate::job::sign;
 use crate::peer::Peer;
 use crate::secure::Shielded;
 use crate::state::{State, check_passphrase_shape, no_such};
+use crate::text::log_field;
 use crate::vault::store::{StoredCredential, now_secs, validate_name};
 
 fn bad(msg: impl Into<String>) -> ErrorReply {
@@ -340,10 +341,10 @@ impl Audit {
             Err(_) => ("?".to_owned(), "?".to_owned()),
         };
         Audit {
-            credential: printable(credential),
-            method: printable(method),
-            origin: printable(&origin),
-            path: printable(&path),
+            credential: log_field(credential),
+            method: log_field(method),
+            origin: log_field(&origin),
+            path: log_field(&path),
         }
     }
 
@@ -374,31 +375,13 @@ impl Audit {
             "audit: job pid={} uid={} exe={} credential={} method={} origin={} path={} status={status}",
             peer.pid_str(),
             peer.uid,
-            printable(&peer.exe()),
+            log_field(&peer.exe()),
             self.credential,
             self.method,
             self.origin,
             self.path,
         );
     }
-}
-
-/// A client-supplied string made safe for one `key=value` log line:
-/// control characters, spaces and backslashes as `\u{..}` escapes, at most
-/// 256 characters.
-fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(256));
-    for c in s.chars().take(256) {
-        if c.is_control() || c == ' ' || c == '\\' {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    if s.chars().count() > 256 {
-        out.push_str("...");
-    }
-    out
 }
 
 /// Checks a job against its credential's policy and builds what the HTTP
@@ -463,10 +446,10 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
     };
     state.record_use(&credential);
     let audit = Audit {
-        path: printable(url.path()),
-        method: printable(method.as_str()),
-        origin: printable(&origin.to_string()),
-        credential: printable(&credential),
+        path: log_field(url.path()),
+        method: log_field(method.as_str()),
+        origin: log_field(&origin.to_string()),
+        credential: log_field(&credential),
     };
     let prepared = Prepared {
         url,
@@ -545,17 +528,4 @@ fn public_key(state: &State, name: &str) -> Result<Response, ErrorReply> {
 fn explain(state: &State, job: JobRequest) -> Result<Response, ErrorReply> {
     let lease = state.lease(&job.credential)?;
     crate::job::explain::explain(&lease.policy, &lease.injection, job).map(Response::Explain)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn audit_fields_stay_on_one_line_and_one_field() {
-        assert_eq!(printable("svc"), "svc");
-        assert_eq!(printable("/a b\nc\\"), "/a\\u{20}b\\u{a}c\\u{5c}");
-        let long = "x".repeat(300);
-        assert_eq!(printable(&long).len(), 259);
-    }
 }

@@ -14,6 +14,7 @@ mod secure;
 mod server;
 mod state;
 mod systemd;
+mod text;
 mod vault;
 
 // The library's surface: what `main.rs`, the integration tests and the

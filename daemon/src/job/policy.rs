@@ -21,6 +21,8 @@ use std::net::Ipv6Addr;
 use proto::{CredentialSpec, Header, Injection};
 use url::{Host, Url};
 
+use crate::text::{clip, is_token};
+
 /// Header names a client may never set, whatever the credential injects:
 /// they change where or how the request is framed and routed.
 const ALWAYS_FORBIDDEN: [&str; 5] = [
@@ -577,31 +579,6 @@ fn has_userinfo(url: &Url) -> bool {
     !url.username().is_empty() || url.password().is_some()
 }
 
-/// RFC 9110 `token`: one or more tchar.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
-
 /// Bytes no header value may contain (as `http::HeaderValue` checks).
 fn is_bad_value_byte(b: u8) -> bool {
     (b < b' ' && b != b'\t') || b == 0x7f
@@ -718,27 +695,6 @@ fn shown(s: &str) -> String {
         return "(not shown: it contains '@')".into();
     }
     clip(s)
-}
-
-/// Escapes control characters and clips to a sane length.
-fn clip(s: &str) -> String {
-    const MAX: usize = 200;
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == MAX {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    if out.is_empty() {
-        out.push_str("\"\"");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use ring::{digest, hmac, rand};
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::text::{clip, is_tchar};
+
 /// The signature label on every request (`sig1=...`).
 pub const LABEL: &str = "sig1";
 
@@ -194,7 +196,7 @@ pub fn normalize(injection: Injection) -> Result<Injection, String> {
             }
         } else if c.is_empty() || c.len() > 256 || !c.bytes().all(is_tchar) {
             return Err(format!(
-                "cannot cover {:?}: not a header name or derived component",
+                "cannot cover \"{}\": not a header name or derived component",
                 clip(&c)
             ));
         } else if NOT_COVERABLE.contains(&c.as_str()) {
@@ -569,18 +571,6 @@ fn pem_to_der(pem: &[u8]) -> Result<Secret, String> {
 }
 
 /// RFC 9110 tchar.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn clip(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .collect::<String>()
-        .escape_debug()
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
