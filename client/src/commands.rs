@@ -386,19 +386,8 @@ fn credential_json(c: &CredentialInfo) -> serde_json::Value {
 }
 
 fn read_keyfile(path: &Path) -> Result<Secret, Failure> {
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| Failure::usage(format!("cannot open key file {}: {e}", path.display())))?;
-    let mut buf = zeroize::Zeroizing::new([0u8; 33]);
-    let n = f
-        .read(&mut buf[..])
-        .map_err(|e| Failure::usage(format!("cannot read key file {}: {e}", path.display())))?;
-    if n != 32 {
-        return Err(Failure::usage(format!(
-            "{} is not a key file (expected 32 bytes)",
-            path.display()
-        )));
-    }
-    Ok(Secret::from_slice(&buf[..32]))
+    proto::local::read_keyfile(path)
+        .map_err(|e| Failure::usage(format!("key file {}: {e}", path.display())))
 }
 
 fn keyfile_create(
@@ -409,7 +398,7 @@ fn keyfile_create(
     use std::os::unix::fs::OpenOptionsExt;
     let passphrase = current_passphrase(passphrase_stdin)?;
     let mut client = connect()?;
-    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    let mut key = zeroize::Zeroizing::new([0u8; proto::local::KEYFILE_LEN]);
     rustix::rand::getrandom(&mut key[..], rustix::rand::GetRandomFlags::empty())
         .map_err(|e| Failure::usage(format!("no randomness: {e}")))?;
     let mut file = std::fs::OpenOptions::new()

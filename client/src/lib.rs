@@ -57,22 +57,7 @@ pub fn socket_path(flag: Option<&Path>) -> Option<PathBuf> {
     if let Some(v) = std::env::var_os("VAULTD_SOCKET").filter(|v| !v.is_empty()) {
         return Some(v.into());
     }
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(own_run_user_dir)
-        .map(|d| d.join("vaultd").join("vaultd.sock"))
-}
-
-/// `/run/user/UID` if it is a directory owned by this uid and closed to
-/// others: a socket found there was made by this user's own vaultd, so
-/// vaultctl may send it a token.
-fn own_run_user_dir() -> Option<PathBuf> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let uid = rustix::process::getuid().as_raw();
-    let dir = PathBuf::from(format!("/run/user/{uid}"));
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
-    (meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0).then_some(dir)
+    proto::local::default_socket()
 }
 
 impl ClientError {

@@ -7,12 +7,11 @@
 //! binds its own socket, without `NOTIFY_SOCKET` notifications are dropped,
 //! and without a key file the vault stays locked until `vaultctl unlock`.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use interprocess::local_socket::tokio::Listener;
-use proto::Secret;
 use sd_notify::NotifyState;
 
 use crate::config::Config;
@@ -21,9 +20,6 @@ use crate::state::State;
 /// Name of the credential (`LoadCredential[Encrypted]=vaultd.key:...`) that
 /// vaultd unlocks with at start.
 pub const CREDENTIAL_NAME: &str = "vaultd.key";
-
-/// Size of a key file, as written by `vaultctl keyfile create`.
-pub const KEYFILE_LEN: usize = 32;
 
 /// The listening socket passed by the service manager, if any.
 ///
@@ -155,32 +151,6 @@ pub fn key_source(config: &Config, credentials_dir: Option<&Path>) -> Option<Key
     config.unlock_keyfile.clone().map(KeySource::Config)
 }
 
-/// Reads a key file in the format `vaultctl keyfile create` writes: exactly
-/// 32 raw bytes. The bytes go straight into a zeroizing buffer.
-pub fn read_keyfile(path: &Path) -> Result<Secret, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let mut buf = zeroize::Zeroizing::new([0u8; KEYFILE_LEN + 1]);
-    let mut n = 0;
-    let mut limited = f.take((KEYFILE_LEN + 1) as u64);
-    loop {
-        match limited.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("cannot read: {e}")),
-        }
-        if n == buf.len() {
-            break;
-        }
-    }
-    if n != KEYFILE_LEN {
-        return Err(format!(
-            "not a key file (expected {KEYFILE_LEN} raw bytes, as written by `vaultctl keyfile create`)"
-        ));
-    }
-    Ok(Secret::from_slice(&buf[..KEYFILE_LEN]))
-}
-
 /// Unlocks `state` with the key file from [`key_source`], if there is one.
 /// Any failure is one warning line (never the key) and the daemon keeps
 /// running locked. Returns whether the vault is now unlocked by this call.
@@ -189,7 +159,7 @@ pub async fn auto_unlock(state: &State, source: Option<KeySource>) -> bool {
         return false;
     };
     let what = source.describe();
-    let secret = match read_keyfile(source.path()) {
+    let secret = match proto::local::read_keyfile(source.path()).map_err(|e| e.to_string()) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(
@@ -216,19 +186,6 @@ pub async fn auto_unlock(state: &State, source: Option<KeySource>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keyfile_must_be_32_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k");
-        std::fs::write(&p, [7u8; 32]).unwrap();
-        assert_eq!(read_keyfile(&p).unwrap().expose(), &[7u8; 32]);
-        std::fs::write(&p, [7u8; 33]).unwrap();
-        assert!(read_keyfile(&p).is_err());
-        std::fs::write(&p, [7u8; 31]).unwrap();
-        assert!(read_keyfile(&p).is_err());
-        assert!(read_keyfile(&dir.path().join("missing")).is_err());
-    }
 
     #[test]
     fn credential_wins_over_config() {
