@@ -14,7 +14,7 @@ use crate::job::policy::{self, Policy};
 use crate::job::sign;
 use crate::peer::Peer;
 use crate::secure::Shielded;
-use crate::state::{State, check_passphrase_shape, no_such};
+use crate::state::{State, Unlocker, check_passphrase_shape, no_such};
 use crate::text::log_field;
 use crate::vault::store::{StoredCredential, now_secs, validate_name};
 
@@ -76,8 +76,8 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
     let result = match req {
         Request::Status => Ok(status(state)),
         Request::Init { passphrase } => state.init(passphrase).await.map(|_| Response::Done),
-        Request::Unlock { passphrase } => unlock(state, passphrase, false).await,
-        Request::UnlockKeyfile { key } => unlock(state, key, true).await,
+        Request::Unlock { passphrase } => unlock(state, Unlocker::Passphrase(passphrase)).await,
+        Request::UnlockKeyfile { key } => unlock(state, Unlocker::KeyFile(key)).await,
         Request::Lock => {
             if state.lock() {
                 tracing::info!("vault locked by request of pid {}", peer.pid_str());
@@ -126,9 +126,9 @@ fn status(state: &State) -> Response {
     })
 }
 
-async fn unlock(state: &State, secret: Secret, keyfile: bool) -> Result<Response, ErrorReply> {
-    let how = if keyfile { "key file" } else { "passphrase" };
-    match state.unlock(secret, keyfile).await {
+async fn unlock(state: &State, with: Unlocker) -> Result<Response, ErrorReply> {
+    let how = with.kind();
+    match state.unlock(with).await {
         Ok(true) => {
             tracing::info!("vault unlocked with {how}");
             Ok(Response::Done)

@@ -44,6 +44,22 @@ pub struct Lease {
     pub epoch: Epoch,
 }
 
+/// What opens the vault: one of its two kinds of key slot.
+pub enum Unlocker {
+    Passphrase(Secret),
+    KeyFile(Secret),
+}
+
+impl Unlocker {
+    /// For log lines: which kind, never the secret.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Unlocker::Passphrase(_) => "passphrase",
+            Unlocker::KeyFile(_) => "key file",
+        }
+    }
+}
+
 pub struct State {
     pub config: Config,
     pub vault_path: PathBuf,
@@ -223,7 +239,7 @@ impl State {
 
     /// Unlocks with a passphrase (`Ok(false)`: already unlocked). Failed
     /// attempts are answered after a growing delay, one at a time.
-    pub async fn unlock(&self, secret: Secret, keyfile: bool) -> Result<bool, ErrorReply> {
+    pub async fn unlock(&self, with: Unlocker) -> Result<bool, ErrorReply> {
         let _a = self.attempts.lock().await;
         let _w = self.writer.lock().await;
         if self.is_unlocked() {
@@ -246,16 +262,15 @@ impl State {
             )
         })?;
         let parsed = VaultFile::parse(&bytes).map_err(vault_reply)?;
-        let opened = tokio::task::spawn_blocking(move || {
-            if keyfile {
+        let opened = tokio::task::spawn_blocking(move || match &with {
+            Unlocker::KeyFile(secret) => {
                 let key: &[u8; 32] = secret
                     .expose()
                     .try_into()
                     .map_err(|_| VaultError::WrongKeyfile)?;
                 parsed.open_with_keyfile(key)
-            } else {
-                parsed.open_with_passphrase(secret.expose())
             }
+            Unlocker::Passphrase(secret) => parsed.open_with_passphrase(secret.expose()),
         })
         .await
         .map_err(internal)?;

@@ -15,7 +15,7 @@ use interprocess::local_socket::tokio::Listener;
 use sd_notify::NotifyState;
 
 use crate::config::Config;
-use crate::state::State;
+use crate::state::{State, Unlocker};
 
 /// Name of the credential (`LoadCredential[Encrypted]=vaultd.key:...`) that
 /// vaultd unlocks with at start.
@@ -168,7 +168,7 @@ pub async fn auto_unlock(state: &State, source: Option<KeySource>) -> bool {
             return false;
         }
     };
-    match state.unlock(secret, true).await {
+    match state.unlock(Unlocker::KeyFile(secret)).await {
         Ok(_) => {
             tracing::info!("vault unlocked with {what}");
             true
