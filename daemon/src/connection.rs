@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use zeroize::Zeroizing;
 
-use crate::job::http::{ChannelBody, within};
+use crate::job::http::{ChannelBody, REDACT_INLINE_MAX, within};
 use crate::job::redact::StreamRedactor;
 
 use crate::handlers;
@@ -394,7 +394,16 @@ where
                         ),
                     ));
                 }
-                pending.extend(redactor.push(&piece));
+                // A large piece is searched off the async workers, so the
+                // other clients they serve are not kept waiting.
+                if redactor.pending_len(piece.len()) > REDACT_INLINE_MAX
+                    && tokio::runtime::Handle::current().runtime_flavor()
+                        == tokio::runtime::RuntimeFlavor::MultiThread
+                {
+                    pending.extend(tokio::task::block_in_place(|| redactor.push(&piece)));
+                } else {
+                    pending.extend(redactor.push(&piece));
+                }
                 if pending.len() >= proto::CHUNK {
                     let out_chunk = std::mem::take(&mut pending);
                     if !out.send(&Response::Chunk(out_chunk)).await {

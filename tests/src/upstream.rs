@@ -378,6 +378,16 @@ async fn handle(
                 format!("raw={t}\nb64={b64}\nb64url={b64url}\npct={pct}\n"),
             )
         }
+        // The token echoed in one everyday encoding (issue #11 item 4), as
+        // `echo=<form>;end`; `form` names it (see `echo_form`).
+        "/echo-form" => {
+            let t = presented_token(&rec).unwrap_or_default();
+            let form = query_param(&target, "form").unwrap_or_default();
+            let mut out = b"echo=".to_vec();
+            out.extend(echo_form(&t, &form));
+            out.extend_from_slice(b";end");
+            reply(200, "application/octet-stream", out)
+        }
         "/bytes" => reply(200, "application/octet-stream", rec.body.clone()),
         // The token echoed in a compressed body, as nginx with `gzip on`
         // does. `enc`: gzip, deflate, br, zstd; `compress` (sent raw under a
@@ -416,7 +426,12 @@ async fn handle(
             let n: usize = query_param(&target, "n")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            reply(200, "application/octet-stream", vec![b'x'; n])
+            // `c`: the byte to repeat (default `x`), e.g. `a` for a body
+            // that is one long run of a periodic token.
+            let c = query_param(&target, "c")
+                .and_then(|v| v.bytes().next())
+                .unwrap_or(b'x');
+            reply(200, "application/octet-stream", vec![c; n])
         }
         "/slow" => {
             let ms: u64 = query_param(&target, "ms")
@@ -463,6 +478,62 @@ async fn handle(
         _ => reply(404, "text/plain", "not found"),
     };
     Ok(resp)
+}
+
+/// `t` as a real server or framework writes it back, by `form`.
+fn echo_form(t: &str, form: &str) -> Vec<u8> {
+    use base64::engine::general_purpose::STANDARD;
+    let wrap = |width: usize, eol: &str| -> Vec<u8> {
+        let b = STANDARD.encode(t);
+        let lines: Vec<&str> = b
+            .as_bytes()
+            .chunks(width)
+            .map(|c| std::str::from_utf8(c).expect("base64"))
+            .collect();
+        // The final line break stays outside the match: not the token's.
+        lines.join(eol).into_bytes()
+    };
+    match form {
+        "upper" => t.to_uppercase().into_bytes(),
+        "lower" => t.to_lowercase().into_bytes(),
+        // PHP json_encode: '/' as '\/'.
+        "json-php" => t.replace('/', "\\/").into_bytes(),
+        "json-b64" => STANDARD.encode(t).replace('/', "\\/").into_bytes(),
+        // Python urllib.parse.quote (safe='/').
+        "quote" => t
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+            .into_bytes(),
+        // Python base64.encodebytes, MIME mail, PEM.
+        "mime-lf" => wrap(76, "\n"),
+        "mime-crlf" => wrap(76, "\r\n"),
+        "pem" => wrap(64, "\n"),
+        "hex" => t
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into_bytes(),
+        "hex-upper" => t
+            .bytes()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
+            .into_bytes(),
+        // Every character as \uXXXX.
+        "json-u" => t
+            .encode_utf16()
+            .map(|u| format!("\\u{u:04x}"))
+            .collect::<String>()
+            .into_bytes(),
+        "utf16le" => t.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+        "utf16be" => t.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        _ => t.as_bytes().to_vec(),
+    }
 }
 
 /// Consumes a body of any size without keeping it: answers its length and

@@ -23,7 +23,8 @@ enum Expect {
 
 struct Case {
     name: &'static str,
-    /// Credential: `b` (bearer) or `p` (bearer, `--path-prefix /redirect-echo`).
+    /// Credential: `b` (bearer), `p` (bearer, `--path-prefix /redirect-echo`)
+    /// or `s` (bearer, the token with '/', '+' and '=').
     cred: &'static str,
     path: &'static str,
     args: &'static [&'static str],
@@ -44,6 +45,16 @@ const fn case(name: &'static str, path: &'static str, expect: Expect) -> Case {
 }
 
 const REDACTED: &str = "invalid token [redacted]";
+
+/// The slash token echoed by `/echo-form` in one encoding.
+fn form(name: &'static str, form: &'static str) -> Case {
+    // Leaked: a handful of short-lived strings per test run.
+    let path: &'static str = Box::leak(format!("/echo-form?form={form}").into_boxed_str());
+    Case {
+        cred: "s",
+        ..case(name, path, Expect::Body("echo=[redacted];end"))
+    }
+}
 
 fn cases() -> Vec<Case> {
     vec![
@@ -143,6 +154,22 @@ fn cases() -> Vec<Case> {
         },
         // Content-Length must not reveal the token's length after redaction.
         case("raw echo", "/echo-encoded", Expect::Any),
+        // Item 4: everyday encodings, with a token that has '/', '+' and
+        // '=' in it and whose base64 has '/' and wraps at 64 and 76 columns.
+        // The whole form must become one mark.
+        form("upper-cased", "upper"),
+        form("lower-cased", "lower"),
+        form("JSON with escaped slashes (PHP)", "json-php"),
+        form("JSON-escaped base64", "json-b64"),
+        form("percent-encoded, '/' left alone (Python quote)", "quote"),
+        form("base64 wrapped at 76, LF", "mime-lf"),
+        form("base64 wrapped at 76, CRLF (MIME)", "mime-crlf"),
+        form("base64 wrapped at 64 (PEM)", "pem"),
+        form("hex", "hex"),
+        form("hex, upper case", "hex-upper"),
+        form("JSON \\u escape of every char", "json-u"),
+        form("UTF-16LE", "utf16le"),
+        form("UTF-16BE", "utf16be"),
     ]
 }
 
@@ -218,6 +245,20 @@ fn no_echo_of_the_token_reaches_the_client() {
         ],
     )
     .ok();
+    // A base64-looking token (as many APIs issue): '/', '+', '=', long
+    // enough to wrap, with a suffix that puts a '/' in its own base64.
+    let slash_token = ["", "?", "??", "???"]
+        .iter()
+        .map(|q| format!("{}/{}+Zz={q}", canary("SLASH"), canary("Long")))
+        .find(|t| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .encode(t)
+                .contains('/')
+        })
+        .expect("a suffix that puts '/' in the base64");
+    d.add("s", &slash_token, &["--bearer", "--origin", &up.origin()])
+        .ok();
     let upload = d.path("upload.bin");
     std::fs::write(&upload, b"streamed body").unwrap();
     let upload_arg = format!("@{}", upload.display());
@@ -242,12 +283,13 @@ fn no_echo_of_the_token_reaches_the_client() {
             let (code, stdout, stderr) = run(&d, &args);
             let file = std::fs::read(&out_file).unwrap_or_default();
             let label = format!("{} [{mode}]", c.name);
+            let secret = if c.cred == "s" { &slash_token } else { &token };
             for (what, bytes) in [
                 ("stdout", &stdout),
                 ("stderr", &stderr.clone().into_bytes()),
                 ("-o file", &file),
             ] {
-                if let Some(hay) = find_token(bytes, &token) {
+                if let Some(hay) = find_token(bytes, secret) {
                     failures.push(format!("{label}: token in {what}: {hay}"));
                 }
             }

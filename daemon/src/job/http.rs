@@ -166,7 +166,7 @@ impl Upstream {
         job: Prepared,
         streamed: Option<reqwest::Body>,
     ) -> Result<Started, ErrorReply> {
-        let redactor = Redactor::new(job.token.expose());
+        let redactor = build_redactor(job.token.expose());
         let result = self.send_hops(job, streamed, redactor.clone()).await;
         result.map_err(|e| redact_reply(e, &redactor))
     }
@@ -315,7 +315,7 @@ impl Upstream {
             }
             body.extend_from_slice(&chunk);
         }
-        head.body = redactor.redact(body);
+        head.body = redact_off_workers(&redactor, body).await;
         // The whole body is known here: announce its redacted length (the
         // upstream's would reveal how long the removed echoes were).
         if !head.body.is_empty() {
@@ -325,6 +325,42 @@ impl Upstream {
             });
         }
         Ok(head)
+    }
+}
+
+/// Bodies larger than this are redacted on tokio's blocking pool: the
+/// search is linear, but tens of MiB still take long enough to delay the
+/// other clients the async workers answer (`status`, `lock`).
+pub const REDACT_INLINE_MAX: usize = 64 * 1024;
+
+/// Tokens longer than this have their redactor built off the async
+/// workers: the automaton grows with the token (about 20 ms for 1 KiB,
+/// 1.5 s for the 64 KiB maximum, in a debug build).
+const BUILD_INLINE_MAX_TOKEN: usize = 512;
+
+/// The job's redactor; `block_in_place` (not the blocking pool) for a long
+/// token, so the token is borrowed rather than copied into another task.
+fn build_redactor(token: &[u8]) -> Redactor {
+    if token.len() > BUILD_INLINE_MAX_TOKEN
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    {
+        tokio::task::block_in_place(|| Redactor::new(token))
+    } else {
+        Redactor::new(token)
+    }
+}
+
+/// Redacts a whole body, on the blocking pool when it is large.
+async fn redact_off_workers(redactor: &Redactor, body: Vec<u8>) -> Vec<u8> {
+    if body.len() <= REDACT_INLINE_MAX {
+        return redactor.redact(body);
+    }
+    let r = redactor.clone();
+    match tokio::task::spawn_blocking(move || r.redact(body)).await {
+        Ok(out) => out,
+        // Only a panic in the redactor gets here; pass it on.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -4,14 +4,57 @@
 //!
 //! Every pattern is derived from the token, so each lives in a zeroizing
 //! buffer built at its final size (no reallocation leaves a copy behind in
-//! freed memory).
+//! freed memory). The search is one Aho-Corasick automaton over all of them:
+//! linear in the input whatever the token looks like (a matcher that
+//! restarts after every hit is quadratic on a periodic token such as
+//! `aaaa…` against a body of `a`). The automaton holds the patterns in its
+//! own tables, which the crate does not zeroize; it is built per job, lives
+//! only as long as the job, and its memory is wiped when freed by vaultd's
+//! global allocator (`secure::alloc::Wiping`), like reqwest's buffers.
+//!
+//! # The forms an echo takes
+//!
+//! Derived from how servers and frameworks write a string they were given,
+//! each applied to the whole token (and matched ignoring ASCII case, which
+//! covers upper/lower-case hex digits and a token whose letters were case
+//! changed; over-redacting is safe):
+//!
+//! - raw: header dumps, error pages ("invalid token …"), logs;
+//! - base64, standard and URL-safe alphabets, padded and not (Basic auth,
+//!   JWT-style blobs, `btoa`), and the offset-independent "core" of each at
+//!   the three byte alignments, so the token is found inside a larger base64
+//!   blob (e.g. `user:token`);
+//! - base64 wrapped by MIME (76 columns) and PEM (64 columns), LF and CRLF
+//!   (Python `base64.encodebytes`, `openssl base64`, mail), token first;
+//! - percent-encoding with every non-alphanumeric byte encoded, with only
+//!   non-unreserved bytes encoded (RFC 3986, Python `quote(safe="")`), each
+//!   also leaving `/` alone (Python `quote()` default, many path encoders),
+//!   and form-urlencoding (`+` for space); base64 forms percent-encoded
+//!   (a Basic credential echoed in a query string);
+//! - hex of the bytes (`xxd -p`, `bin2hex`, `.hex()`), lower or upper;
+//! - JSON string escapes as real encoders write them: minimal (serde_json,
+//!   `JSON.stringify`), `/` as `\/` (PHP `json_encode`), non-ASCII as
+//!   `\uXXXX` (Python `json.dumps`, PHP), `<`, `>`, `&`, U+2028/9 as
+//!   `\u00XX` (Go `encoding/json`), in every combination; every character as
+//!   `\uXXXX`; base64 forms with `\/`;
+//! - HTML escaping of `& < > " '` (`&#39;` or `&#x27;`), optionally `/` as
+//!   `&#x2F;` (Django, Jinja2, PHP `htmlspecialchars`, OWASP encoders);
+//! - UTF-16, little- and big-endian, as bytes (Windows and Java stacks,
+//!   `TextEncoder`-less JS dumps).
+//!
+//! Not caught (SECURITY.md says so): a JSON string with an arbitrary subset
+//! of its characters `\u`-escaped (2^n forms; only the encoders' sets
+//! above), base64 wrapped with the token starting mid-line whose core
+//! crosses a line break, and every transformation no pattern list can
+//! follow (hashing, encryption, reversal, splitting across responses).
 
 use std::fmt;
+use std::sync::Arc;
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::Engine;
 use base64::engine::Config as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use memchr::memmem;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -22,6 +65,13 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// As [`UNRESERVED`], and `/` left alone: Python's `quote()` default
+/// (`safe='/'`), path-segment encoders.
+const UNRESERVED_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// Every non-alphanumeric byte encoded except `/`.
+const STRICT_SLASH: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/');
 
 /// WHATWG application/x-www-form-urlencoded: leaves `*-._`, space is `+`.
 const FORM: &AsciiSet = &NON_ALPHANUMERIC
@@ -36,17 +86,30 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 /// match.
 const MIN_CORE: usize = 16;
 
+/// Above this many pattern bytes the automaton is a contiguous NFA rather
+/// than a DFA: a DFA's table is states x byte classes x 4 bytes, hundreds of
+/// MiB for a long token, while the NFA stays near the patterns' size and is
+/// still linear.
+const DFA_MAX_PATTERN_BYTES: usize = 16 * 1024;
+
 /// Removes echoes of a token from a response before it leaves the daemon.
+/// Cloning shares the automaton.
 #[derive(Clone)]
 pub struct Redactor {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
     /// Longest first, no duplicates, none empty.
     patterns: Vec<Zeroizing<Vec<u8>>>,
+    /// All patterns, ASCII case-insensitive, standard (overlapping) semantics.
+    matcher: AhoCorasick,
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redactor")
-            .field("patterns", &self.patterns.len())
+            .field("patterns", &self.patterns().len())
             .finish()
     }
 }
@@ -55,45 +118,38 @@ impl Redactor {
     /// What replaces every echo of the token.
     pub const MARK: &'static [u8] = b"[redacted]";
 
-    /// Patterns: the raw token; base64 STANDARD and URL_SAFE, each padded and
-    /// unpadded, plus the offset-independent core of each alphabet's encoding
-    /// at the three alignments (so the token is found inside a larger base64
-    /// blob); percent-encoded with every non-alphanumeric byte encoded and
-    /// with only non-unreserved bytes encoded, each with upper- and
-    /// lower-case hex; form-urlencoded ('+' for space). Deduplicated.
+    /// Every form listed in the module documentation, deduplicated (ASCII
+    /// case folded, since matching ignores it), in one automaton.
     pub fn new(token: &[u8]) -> Redactor {
-        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         if token.is_empty() {
-            return Redactor { patterns };
+            return Redactor { inner: None };
         }
-        patterns.push(copy(token));
-        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-            patterns.push(b64(engine, token));
+        let mut patterns = forms(token);
+        for p in &mut patterns {
+            p.make_ascii_lowercase();
         }
-        if token.len() >= 12 {
-            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-                for offset in 0..3 {
-                    let core = b64_core(engine, token, offset);
-                    if core.len() >= MIN_CORE {
-                        patterns.push(core);
-                    }
-                }
-            }
-        }
-        for set in [NON_ALPHANUMERIC, UNRESERVED] {
-            let upper = percent(token, set, false);
-            let lower = lower_hex(&upper);
-            patterns.push(upper);
-            patterns.push(lower);
-        }
-        let form = percent(token, FORM, true);
-        patterns.push(lower_hex(&form));
-        patterns.push(form);
-
         patterns.retain(|p| !p.is_empty());
         patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         patterns.dedup();
-        Redactor { patterns }
+        let total: usize = patterns.iter().map(|p| p.len()).sum();
+        let kind = if total > DFA_MAX_PATTERN_BYTES {
+            Some(AhoCorasickKind::ContiguousNFA)
+        } else {
+            None
+        };
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .kind(kind)
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .expect("patterns are bounded by MAX_SECRET");
+        Redactor {
+            inner: Some(Arc::new(Inner { patterns, matcher })),
+        }
+    }
+
+    fn patterns(&self) -> &[Zeroizing<Vec<u8>>] {
+        self.inner.as_ref().map_or(&[], |i| &i.patterns)
     }
 
     /// Replaces every occurrence of every pattern with MARK. Overlapping or
@@ -103,13 +159,13 @@ impl Redactor {
     /// which held the echo, is zeroized before it is freed.
     pub fn redact(&self, data: Vec<u8>) -> Vec<u8> {
         let spans = self.spans(&data);
-        replace_spans(data, &spans)
+        replace_spans(data, &spans, false)
     }
 
     /// Length of the longest pattern: how much of a streamed body may still
     /// be the start of an echo.
     fn max_len(&self) -> usize {
-        self.patterns.first().map_or(0, |p| p.len())
+        self.patterns().first().map_or(0, |p| p.len())
     }
 
     /// For header values: the same on bytes, converted back lossily (a
@@ -128,82 +184,58 @@ impl Redactor {
     }
 
     /// For strings the daemon builds from upstream text (URLs, header names,
-    /// error messages): as [`Redactor::redact_str`], and also ignoring ASCII
-    /// case, because URL parsing lower-cases hosts and HTTP lower-cases
-    /// header names, so an echo there may no longer match byte for byte.
-    /// Over-redacting a message costs nothing.
+    /// error messages), where URL parsing lower-cases hosts and HTTP
+    /// lower-cases header names. Matching always ignores ASCII case, so this
+    /// is [`Redactor::redact_str`]; the name says why the caller needs it.
     pub fn redact_message(&self, s: &str) -> String {
-        let folded = Redactor {
-            patterns: self
-                .patterns
-                .iter()
-                .map(|p| Zeroizing::new(p.to_ascii_lowercase()))
-                .collect(),
-        };
-        let mut lower = Zeroizing::new(s.as_bytes().to_ascii_lowercase());
-        let mut spans = self.spans(s.as_bytes());
-        spans.extend(folded.spans(&lower));
-        lower.zeroize();
-        spans.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
-        for (st, e) in spans {
-            match merged.last_mut() {
-                Some(last) if st <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((st, e)),
-            }
-        }
-        let out = replace_spans(s.as_bytes().to_vec(), &merged);
-        String::from_utf8_lossy(&out).into_owned()
+        self.redact_str(s)
     }
 
-    /// Sorted, merged [start, end) spans covering every occurrence.
+    /// Sorted, merged [start, end) spans covering every occurrence: one
+    /// overlapping pass, linear in `data` plus the number of occurrences.
     fn spans(&self, data: &[u8]) -> Vec<(usize, usize)> {
-        let mut spans = Vec::new();
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        let Some(inner) = &self.inner else {
+            return merged;
+        };
         // Patterns are sorted longest first: most header values are shorter
         // than any encoding of the token and need no search at all.
-        if self.patterns.last().is_none_or(|p| data.len() < p.len()) {
-            return spans;
+        if inner.patterns.last().is_none_or(|p| data.len() < p.len()) {
+            return merged;
         }
-        for p in self.patterns.iter().filter(|p| p.len() <= data.len()) {
-            let finder = memmem::Finder::new(p.as_slice());
-            let mut from = 0;
-            // Overlapping search: restart one byte after each hit.
-            while let Some(i) = finder.find(&data[from..]) {
-                let start = from + i;
-                spans.push((start, start + p.len()));
-                from = start + 1;
-                if from >= data.len() {
+        // Occurrences arrive in order of their end; one that starts before
+        // the previous spans' ends swallows them.
+        for m in inner.matcher.find_overlapping_iter(data) {
+            let (mut s, mut e) = (m.start(), m.end());
+            while let Some(&(ls, le)) = merged.last() {
+                if s > le {
                     break;
                 }
+                s = s.min(ls);
+                e = e.max(le);
+                merged.pop();
             }
-        }
-        if spans.len() < 2 {
-            return spans;
-        }
-        spans.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
-        for (s, e) in spans {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
+            merged.push((s, e));
         }
         merged
     }
 }
 
 /// Replaces each `[start, end)` span (sorted, disjoint) with the mark; wipes
-/// the input when anything matched.
-fn replace_spans(mut data: Vec<u8>, spans: &[(usize, usize)]) -> Vec<u8> {
+/// the input when anything matched. With `continued`, a first span starting
+/// at 0 continues a mark already passed on and gets none of its own.
+fn replace_spans(mut data: Vec<u8>, spans: &[(usize, usize)], continued: bool) -> Vec<u8> {
     if spans.is_empty() {
         return data;
     }
     let removed: usize = spans.iter().map(|(s, e)| e - s).sum();
     let mut out = Vec::with_capacity(data.len() - removed + spans.len() * Redactor::MARK.len());
     let mut pos = 0;
-    for &(start, end) in spans {
+    for (i, &(start, end)) in spans.iter().enumerate() {
         out.extend_from_slice(&data[pos..start]);
-        out.extend_from_slice(Redactor::MARK);
+        if !(continued && i == 0 && start == 0) {
+            out.extend_from_slice(Redactor::MARK);
+        }
         pos = end;
     }
     out.extend_from_slice(&data[pos..]);
@@ -212,12 +244,20 @@ fn replace_spans(mut data: Vec<u8>, spans: &[(usize, usize)]) -> Vec<u8> {
 }
 
 /// Redacts a body that arrives in pieces. Bytes that could still be the
-/// beginning of an echo are held back until the next piece (or the end), so
-/// an echo split across chunk boundaries is caught like any other.
+/// beginning of an echo (the last `max_len - 1`) are held back until the
+/// next piece (or the end), so an echo split across chunk boundaries is
+/// caught like any other. The carry never grows past that: an echo that
+/// runs across the cut is replaced up to the cut at once, and the mark is
+/// remembered as open so its continuation adds no second mark. The output
+/// is then byte for byte what [`Redactor::redact`] gives on the whole body,
+/// at linear cost.
 #[derive(Debug)]
 pub struct StreamRedactor {
     redactor: Redactor,
     carry: Zeroizing<Vec<u8>>,
+    /// `Some(n)`: the last thing passed on was a mark, and the first `n`
+    /// bytes of `carry` belong to the echo it replaced.
+    open: Option<usize>,
 }
 
 impl StreamRedactor {
@@ -225,34 +265,84 @@ impl StreamRedactor {
         StreamRedactor {
             redactor,
             carry: Zeroizing::new(Vec::new()),
+            open: None,
         }
     }
 
     /// Takes the next piece; returns what can safely be passed on now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let mut data = Vec::with_capacity(self.carry.len() + chunk.len());
-        data.extend_from_slice(&self.carry);
-        data.extend_from_slice(chunk);
-        self.carry.clear();
-        let keep = self.redactor.max_len().saturating_sub(1);
-        let mut cut = data.len().saturating_sub(keep);
-        let spans = self.redactor.spans(&data);
-        // An echo straddling the cut is held back whole.
-        if let Some(&(s, _)) = spans.iter().find(|&&(s, e)| s < cut && e > cut) {
-            cut = s;
-        }
-        self.carry.extend_from_slice(&data[cut..]);
-        data[cut..].zeroize();
-        data.truncate(cut);
-        let done: Vec<(usize, usize)> = spans.into_iter().filter(|&(_, e)| e <= cut).collect();
-        replace_spans(data, &done)
+        self.step(chunk, false)
     }
 
     /// Whatever is still held back, redacted.
     pub fn finish(&mut self) -> Vec<u8> {
-        let rest = std::mem::take(&mut *self.carry);
-        self.redactor.redact(rest)
+        self.step(&[], true)
     }
+
+    /// How many bytes the next `push` of `chunk_len` bytes searches: the
+    /// caller moves large ones off the async workers.
+    pub fn pending_len(&self, chunk_len: usize) -> usize {
+        self.carry.len() + chunk_len
+    }
+
+    fn step(&mut self, chunk: &[u8], last: bool) -> Vec<u8> {
+        let mut data = Vec::with_capacity(self.carry.len() + chunk.len());
+        data.extend_from_slice(&self.carry);
+        data.extend_from_slice(chunk);
+        self.carry.clear();
+        let mut spans = self.redactor.spans(&data);
+        let continued = match self.open.take() {
+            Some(n) => {
+                match spans.first_mut() {
+                    Some(first) if first.0 <= n => {
+                        first.0 = 0;
+                        first.1 = first.1.max(n);
+                    }
+                    _ => spans.insert(0, (0, n)),
+                }
+                merge_sorted(&mut spans);
+                true
+            }
+            None => false,
+        };
+        // Occurrences starting before the cut lie wholly inside `data` and
+        // are final; later ones may still grow with the next piece.
+        let keep = if last {
+            0
+        } else {
+            self.redactor.max_len().saturating_sub(1)
+        };
+        let cut = data.len().saturating_sub(keep);
+        let mut done = Vec::with_capacity(spans.len());
+        for (i, &(s, e)) in spans.iter().enumerate() {
+            let continuing = continued && i == 0;
+            if s > cut || (s == cut && !continuing) {
+                break;
+            }
+            if e >= cut {
+                done.push((s, cut));
+                self.open = Some(e - cut);
+                break;
+            }
+            done.push((s, e));
+        }
+        self.carry.extend_from_slice(&data[cut..]);
+        data[cut..].zeroize();
+        data.truncate(cut);
+        replace_spans(data, &done, continued)
+    }
+}
+
+/// Merges touching spans of a list sorted by start.
+fn merge_sorted(spans: &mut Vec<(usize, usize)>) {
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for &(s, e) in spans.iter() {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    *spans = merged;
 }
 
 #[cfg(test)]
@@ -330,17 +420,186 @@ fn percent(token: &[u8], set: &'static AsciiSet, plus_for_space: bool) -> Zeroiz
     copy(s.as_bytes())
 }
 
-/// The same encoding with lower-case hex digits after each '%'.
-fn lower_hex(encoded: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut v = copy(encoded);
-    let mut i = 0;
-    while i < v.len() {
-        if v[i] == b'%' && i + 2 < v.len() {
-            v[i + 1] = v[i + 1].to_ascii_lowercase();
-            v[i + 2] = v[i + 2].to_ascii_lowercase();
-            i += 3;
+/// Every form of the module documentation, not yet deduplicated.
+fn forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out: Vec<Zeroizing<Vec<u8>>> = vec![copy(token)];
+    // Base64 and its cores; each also as JSON (`\/`) and percent-encoded.
+    let mut b64s: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        b64s.push(b64(engine, token));
+    }
+    if token.len() >= 12 {
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            for offset in 0..3 {
+                let core = b64_core(engine, token, offset);
+                if core.len() >= MIN_CORE {
+                    b64s.push(core);
+                }
+            }
+        }
+    }
+    for b in &b64s {
+        if b.contains(&b'/') {
+            out.push(replace_byte(b, b'/', b"\\/"));
+        }
+        if b.iter().any(|c| !c.is_ascii_alphanumeric()) {
+            out.push(percent(b, UNRESERVED, false));
+        }
+    }
+    let standard = b64(&STANDARD, token);
+    for width in [76, 64] {
+        if standard.len() > width {
+            for eol in [&b"\n"[..], b"\r\n"] {
+                out.push(wrap(&standard, width, eol));
+            }
+        }
+    }
+    out.extend(b64s);
+    for set in [NON_ALPHANUMERIC, STRICT_SLASH, UNRESERVED, UNRESERVED_SLASH] {
+        out.push(percent(token, set, false));
+    }
+    out.push(percent(token, FORM, true));
+    out.push(hex(token));
+    // Text forms work on characters: a token that is not UTF-8 is taken as
+    // Latin-1 (each byte one character), as lenient decoders do.
+    let chars: Zeroizing<Vec<char>> = Zeroizing::new(match std::str::from_utf8(token) {
+        Ok(s) => s.chars().collect(),
+        Err(_) => token.iter().map(|&b| char::from(b)).collect(),
+    });
+    for slash in [false, true] {
+        for ascii in [false, true] {
+            for html_safe in [false, true] {
+                out.push(json(&chars, slash, ascii, html_safe));
+            }
+        }
+    }
+    out.push(json_u_all(&chars));
+    for apos in [&b"&#39;"[..], b"&#x27;"] {
+        for slash in [false, true] {
+            out.push(html(&chars, apos, slash));
+        }
+    }
+    out.push(utf16(&chars, false));
+    out.push(utf16(&chars, true));
+    out
+}
+
+/// `data` with every `from` byte written as `to`.
+fn replace_byte(data: &[u8], from: u8, to: &[u8]) -> Zeroizing<Vec<u8>> {
+    let n = data.iter().filter(|&&b| b == from).count();
+    let mut v = Zeroizing::new(Vec::with_capacity(data.len() + n * to.len()));
+    for &b in data {
+        if b == from {
+            v.extend_from_slice(to);
         } else {
-            i += 1;
+            v.push(b);
+        }
+    }
+    v
+}
+
+/// Lines of `width` characters ended by `eol` (the last line unended: what
+/// follows it is unknown).
+fn wrap(data: &[u8], width: usize, eol: &[u8]) -> Zeroizing<Vec<u8>> {
+    let lines = data.len().div_ceil(width);
+    let mut v = Zeroizing::new(Vec::with_capacity(data.len() + lines * eol.len()));
+    for (i, line) in data.chunks(width).enumerate() {
+        if i > 0 {
+            v.extend_from_slice(eol);
+        }
+        v.extend_from_slice(line);
+    }
+    v
+}
+
+/// Lower-case hex of every byte (matching ignores case, so upper too).
+fn hex(token: &[u8]) -> Zeroizing<Vec<u8>> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut v = Zeroizing::new(Vec::with_capacity(token.len() * 2));
+    for &b in token {
+        v.push(DIGITS[usize::from(b >> 4)]);
+        v.push(DIGITS[usize::from(b & 15)]);
+    }
+    v
+}
+
+/// `\uXXXX` for each UTF-16 code unit of `c` (surrogate pairs above the BMP).
+fn push_u_escape(v: &mut Zeroizing<Vec<u8>>, c: char) {
+    let mut units = [0u16; 2];
+    for unit in c.encode_utf16(&mut units) {
+        v.extend_from_slice(b"\\u");
+        v.extend_from_slice(&hex(&unit.to_be_bytes()));
+    }
+}
+
+/// A JSON string body as an encoder writes it: `"` and `\` escaped,
+/// control characters as `\n`-style or `\u00XX`; with `slash`, `/` as `\/`
+/// (PHP); with `ascii`, non-ASCII as `\uXXXX` (Python, PHP); with
+/// `html_safe`, `<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX` (Go).
+fn json(chars: &[char], slash: bool, ascii: bool, html_safe: bool) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(chars.len() * 6));
+    let mut buf = [0u8; 4];
+    for &c in chars {
+        match c {
+            '"' => v.extend_from_slice(b"\\\""),
+            '\\' => v.extend_from_slice(b"\\\\"),
+            '/' if slash => v.extend_from_slice(b"\\/"),
+            '\n' => v.extend_from_slice(b"\\n"),
+            '\r' => v.extend_from_slice(b"\\r"),
+            '\t' => v.extend_from_slice(b"\\t"),
+            '\u{8}' => v.extend_from_slice(b"\\b"),
+            '\u{c}' => v.extend_from_slice(b"\\f"),
+            c if (c as u32) < 0x20 => push_u_escape(&mut v, c),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' if html_safe => push_u_escape(&mut v, c),
+            c if ascii && !c.is_ascii() => push_u_escape(&mut v, c),
+            c => v.extend_from_slice(c.encode_utf8(&mut buf).as_bytes()),
+        }
+    }
+    buf.zeroize();
+    v
+}
+
+/// Every character as `\uXXXX`.
+fn json_u_all(chars: &[char]) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(chars.len() * 12));
+    for &c in chars {
+        push_u_escape(&mut v, c);
+    }
+    v
+}
+
+/// HTML text escaping of `& < > "` and `'` (as `apos`), and with `slash`
+/// `/` as `&#x2F;`.
+fn html(chars: &[char], apos: &[u8], slash: bool) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(chars.len() * 6));
+    let mut buf = [0u8; 4];
+    for &c in chars {
+        match c {
+            '&' => v.extend_from_slice(b"&amp;"),
+            '<' => v.extend_from_slice(b"&lt;"),
+            '>' => v.extend_from_slice(b"&gt;"),
+            '"' => v.extend_from_slice(b"&quot;"),
+            '\'' => v.extend_from_slice(apos),
+            '/' if slash => v.extend_from_slice(b"&#x2F;"),
+            c => v.extend_from_slice(c.encode_utf8(&mut buf).as_bytes()),
+        }
+    }
+    buf.zeroize();
+    v
+}
+
+/// UTF-16 code units as bytes, big- or little-endian.
+fn utf16(chars: &[char], big_endian: bool) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(chars.len() * 4));
+    let mut units = [0u16; 2];
+    for &c in chars {
+        for unit in c.encode_utf16(&mut units) {
+            let bytes = if big_endian {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            };
+            v.extend_from_slice(&bytes);
         }
     }
     v
@@ -349,6 +608,7 @@ fn lower_hex(encoded: &[u8]) -> Zeroizing<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memchr::memmem;
 
     const TOKEN: &[u8] = b"s3cr3t/t0k+en=with space&more!";
 
@@ -458,19 +718,16 @@ mod tests {
 
     #[test]
     fn patterns_are_deduplicated_and_sorted() {
-        // An alphanumeric token: every percent form equals the raw token.
         let red = Redactor::new(b"abcdef");
-        let mut seen = red.patterns.clone();
+        let mut seen = red.patterns().to_vec();
         seen.dedup();
-        assert_eq!(seen.len(), red.patterns.len());
-        assert_eq!(
-            red.patterns.len(),
-            2,
-            "raw + base64 (all four base64 forms agree)"
-        );
-        assert!(red.patterns.windows(2).all(|w| w[0].len() >= w[1].len()));
-        assert!(red.patterns.iter().all(|p| !p.is_empty()));
-        assert!(Redactor::new(b"").patterns.is_empty());
+        assert_eq!(seen.len(), red.patterns().len());
+        // An alphanumeric token: every percent, JSON and HTML form equals
+        // the raw token; base64 (all four agree), hex, \u, UTF-16 LE, BE.
+        assert_eq!(red.patterns().len(), 6);
+        assert!(red.patterns().windows(2).all(|w| w[0].len() >= w[1].len()));
+        assert!(red.patterns().iter().all(|p| !p.is_empty()));
+        assert!(Redactor::new(b"").patterns().is_empty());
         assert_eq!(Redactor::new(b"").redact(b"abc".to_vec()), b"abc");
     }
 
@@ -496,5 +753,226 @@ mod tests {
         let msg = r.redact_message("redirect to http://tok-abcdef0123456789.example/ refused");
         assert_eq!(msg, "redirect to http://[redacted].example/ refused");
         assert_eq!(r.redact_message("nothing here"), "nothing here");
+    }
+}
+
+/// Issue #11 item 4: each everyday form an echo takes is redacted, both as
+/// the whole body and inside surrounding text.
+#[cfg(test)]
+mod everyday_encodings {
+    use super::*;
+
+    /// Has '/', '+', '=', space, '&', '!', '<' and '"' for the escapers,
+    /// and is long enough that its base64 wraps at 64 and 76 columns.
+    const TOKEN: &str =
+        "s3cr3t/t0k+en=with space&more!<x>\"q'-AbCdEfGhIjKlMnOpQrStUvWxYz-0123456789";
+
+    /// Asserts the echo `form` is gone from `before{form}after`.
+    #[track_caller]
+    fn gone(token: &str, form: &[u8], what: &str) {
+        let mut body = b"before ".to_vec();
+        body.extend_from_slice(form);
+        body.extend_from_slice(b" after");
+        let out = Redactor::new(token.as_bytes()).redact(body);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "before [redacted] after",
+            "{what} not redacted"
+        );
+    }
+
+    fn b64(t: &str) -> String {
+        STANDARD.encode(t)
+    }
+
+    #[test]
+    fn json_with_escaped_slashes() {
+        // PHP json_encode: '/' as '\/', '"' as '\"', '<' raw.
+        let php = TOKEN.replace('/', "\\/").replace('"', "\\\"");
+        gone(TOKEN, php.as_bytes(), "PHP json_encode");
+        // A base64 token has '/' in it; so has the base64 of most tokens.
+        let t = "tok-???-0123456789abcdef";
+        let b = b64(t);
+        assert!(b.contains('/'), "{b}");
+        gone(t, b.replace('/', "\\/").as_bytes(), "JSON-escaped base64");
+        let raw_b64_token = "Zm9v/YmFy+YmF6/cXV4=";
+        gone(
+            raw_b64_token,
+            raw_b64_token.replace('/', "\\/").as_bytes(),
+            "a base64 token, JSON-escaped",
+        );
+    }
+
+    #[test]
+    fn json_encoders_escape_sets() {
+        // Go encoding/json: '<', '>', '&' as \u003c, \u003e, \u0026.
+        let go = TOKEN
+            .replace('"', "\\\"")
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026");
+        gone(TOKEN, go.as_bytes(), "Go json");
+        // Python json.dumps (ensure_ascii): non-ASCII as \uXXXX, lower hex.
+        let t = "caf\u{e9}-t\u{f6}ken-\u{1f511}-0123456789";
+        gone(
+            t,
+            b"caf\\u00e9-t\\u00f6ken-\\ud83d\\udd11-0123456789",
+            "Python json.dumps",
+        );
+    }
+
+    #[test]
+    fn json_u_escapes_of_every_char() {
+        let lower: String = TOKEN
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        gone(TOKEN, lower.as_bytes(), "\\u escapes, lower hex");
+        gone(
+            TOKEN,
+            lower.to_uppercase().replace("\\U", "\\u").as_bytes(),
+            "\\u escapes, upper hex",
+        );
+    }
+
+    #[test]
+    fn percent_encoding_leaving_slash_alone() {
+        // Python urllib.parse.quote(TOKEN) (safe='/').
+        let mut q = String::new();
+        for b in TOKEN.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                    q.push(b as char);
+                }
+                _ => q.push_str(&format!("%{b:02X}")),
+            }
+        }
+        gone(TOKEN, q.as_bytes(), "quote() with safe='/'");
+        gone(
+            TOKEN,
+            q.to_lowercase().as_bytes(),
+            "quote(), lower-case hex",
+        );
+    }
+
+    #[test]
+    fn base64_wrapped_mime_and_pem() {
+        let b = b64(TOKEN);
+        assert!(b.len() > 76);
+        for (width, eol) in [(76, "\n"), (76, "\r\n"), (64, "\n"), (64, "\r\n")] {
+            let wrapped: Vec<&str> = b
+                .as_bytes()
+                .chunks(width)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            let wrapped = format!("{}{eol}", wrapped.join(eol));
+            let out = Redactor::new(TOKEN.as_bytes()).redact(wrapped.clone().into_bytes());
+            assert_eq!(
+                String::from_utf8_lossy(&out).trim_end(),
+                "[redacted]",
+                "base64 wrapped at {width} with {eol:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hex_lower_and_upper() {
+        let lower: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
+        gone(TOKEN, lower.as_bytes(), "hex");
+        gone(TOKEN, lower.to_uppercase().as_bytes(), "HEX");
+    }
+
+    #[test]
+    fn utf16_le_and_be() {
+        let le: Vec<u8> = TOKEN.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = TOKEN.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        gone(TOKEN, &le, "UTF-16LE");
+        gone(TOKEN, &be, "UTF-16BE");
+    }
+
+    #[test]
+    fn case_changed() {
+        gone(TOKEN, TOKEN.to_uppercase().as_bytes(), "upper-cased token");
+        gone(TOKEN, TOKEN.to_lowercase().as_bytes(), "lower-cased token");
+        let pct: String = TOKEN
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02x}")
+                }
+            })
+            .collect();
+        gone(
+            TOKEN,
+            pct.to_uppercase().as_bytes(),
+            "upper-cased percent form",
+        );
+    }
+
+    #[test]
+    fn html_escaped() {
+        for apos in ["&#39;", "&#x27;"] {
+            let h = TOKEN
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', apos);
+            gone(TOKEN, h.as_bytes(), "HTML-escaped");
+            gone(
+                TOKEN,
+                h.replace('/', "&#x2F;").as_bytes(),
+                "HTML-escaped with /",
+            );
+        }
+    }
+}
+
+/// Issue #11 item 11: the cost of redaction stays linear, and a stream's
+/// carry stays bounded, however periodic the token and the body.
+#[cfg(test)]
+mod cost {
+    use super::*;
+
+    #[test]
+    fn periodic_token_in_a_periodic_stream_keeps_a_bounded_carry() {
+        let token = vec![b'a'; 64];
+        let red = Redactor::new(&token);
+        let bound = red.max_len();
+        let mut s = StreamRedactor::new(red);
+        let mut out = Vec::new();
+        for _ in 0..200 {
+            out.extend(s.push(&[b'a'; 1000]));
+            assert!(s.carry.len() < bound, "carry grew to {}", s.carry.len());
+        }
+        out.extend(s.finish());
+        assert_eq!(out, Redactor::MARK);
+    }
+
+    #[test]
+    fn streamed_output_equals_whole_body_redaction_for_periodic_tokens() {
+        for token in [&b"abab"[..], b"aaaa", b"abcabcab"] {
+            let mut body = b"xx".to_vec();
+            body.extend(b"ab".repeat(20));
+            body.extend(b"-aaaaaaa-abcabcabcabc-ab-");
+            body.extend(token);
+            let whole = Redactor::new(token).redact(body.clone());
+            for size in 1..body.len() {
+                let mut s = StreamRedactor::new(Redactor::new(token));
+                let mut out = Vec::new();
+                for piece in body.chunks(size) {
+                    out.extend(s.push(piece));
+                }
+                out.extend(s.finish());
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&whole),
+                    "token {:?}, chunk size {size}",
+                    String::from_utf8_lossy(token)
+                );
+            }
+        }
     }
 }
