@@ -86,12 +86,6 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 /// match.
 const MIN_CORE: usize = 16;
 
-/// Above this many pattern bytes the automaton is a contiguous NFA rather
-/// than a DFA: a DFA's table is states x byte classes x 4 bytes, hundreds of
-/// MiB for a long token, while the NFA stays near the patterns' size and is
-/// still linear.
-const DFA_MAX_PATTERN_BYTES: usize = 16 * 1024;
-
 /// Removes echoes of a token from a response before it leaves the daemon.
 /// Cloning shares the automaton.
 #[derive(Clone)]
@@ -131,16 +125,15 @@ impl Redactor {
         patterns.retain(|p| !p.is_empty());
         patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         patterns.dedup();
-        let total: usize = patterns.iter().map(|p| p.len()).sum();
-        let kind = if total > DFA_MAX_PATTERN_BYTES {
-            Some(AhoCorasickKind::ContiguousNFA)
-        } else {
-            None
-        };
+        // A contiguous NFA, never a DFA: for a 36-byte token it builds in
+        // a third of the time (~0.2 ms, paid per job) with 1/20 of the
+        // memory (15 KiB against 330 KiB) and searches about as fast; a
+        // DFA's table (states x byte classes) would reach hundreds of MiB
+        // for a long token.
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .ascii_case_insensitive(true)
-            .kind(kind)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(patterns.iter().map(|p| p.as_slice()))
             .expect("patterns are bounded by MAX_SECRET");
         Redactor {
