@@ -56,3 +56,155 @@ fn slicing_and_method_override_headers_are_refused_before_sending() {
         .ok();
     assert_eq!(up.requests().len(), 1);
 }
+
+/// A TCP listener on 127.0.0.1 standing in for a configured proxy: it
+/// records every connection and every byte, answers a `CONNECT` with 502
+/// (it reaches nothing), and closes anything else after reading it.
+struct RecordingProxy {
+    port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl RecordingProxy {
+    fn start() -> RecordingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, b) = (connections.clone(), bytes.clone());
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        b.lock().expect("proxy log").extend_from_slice(&buf[..n]);
+                        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let _ = s.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        RecordingProxy {
+            port,
+            connections,
+            bytes,
+        }
+    }
+
+    fn config(&self) -> String {
+        format!("proxy = \"http://127.0.0.1:{}\"\n", self.port)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.bytes.lock().expect("proxy log")).into_owned()
+    }
+}
+
+/// #11 item 5: with a `proxy` configured, a job to a loopback origin, plain
+/// http or https, goes straight to the upstream; the proxy gets no
+/// connection and no byte.
+#[test]
+fn a_configured_proxy_never_sees_loopback_jobs() {
+    let proxy = RecordingProxy::start();
+    let plain = Upstream::plain();
+    let tls = Upstream::tls();
+    let ca = tls.ca_pem.as_ref().expect("TLS upstream");
+    let config = format!("{}extra_ca = [\"{{dir}}/ca.pem\"]\n", proxy.config());
+    let d = Daemon::start_with(&config, &[("ca.pem", ca.as_bytes())]);
+    d.init();
+    let token = canary("proxyloop");
+    d.add(
+        "lo",
+        &token,
+        &[
+            "--header",
+            "Access-Token",
+            "--origin",
+            &plain.origin(),
+            "--origin",
+            &tls.origin(),
+        ],
+    )
+    .ok();
+    d.ctl(&["request", "lo", &plain.url("/user")]).ok();
+    d.ctl(&["request", "lo", &tls.url("/user")]).ok();
+    assert!(plain.saw(&token), "the plain loopback upstream got nothing");
+    assert!(tls.saw(&token), "the TLS loopback upstream got nothing");
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "the proxy was used: {:?}",
+        proxy.seen()
+    );
+}
+
+/// #11 item 5: plain http off loopback (`--allow-insecure-http`) carries the
+/// token in cleartext, so it never goes through the proxy: the job goes
+/// direct (here it cannot reach 192.0.2.1, TEST-NET-1, and fails with exit
+/// 6) and the proxy sees nothing. An https origin off loopback still uses
+/// the proxy, which only ever sees the CONNECT line.
+#[test]
+fn a_configured_proxy_never_carries_plain_http() {
+    let proxy = RecordingProxy::start();
+    let d = Daemon::start(&proxy.config());
+    d.init();
+    let token = canary("proxyplain");
+    d.add(
+        "far",
+        &token,
+        &[
+            "--bearer",
+            "--allow-insecure-http",
+            "--origin",
+            "http://192.0.2.1:8080",
+            "--origin",
+            "https://tokenvault-proxy-test.invalid",
+        ],
+    )
+    .ok();
+    let out = d.ctl(&[
+        "request",
+        "far",
+        "http://192.0.2.1:8080/user",
+        "--max-time",
+        "3",
+    ]);
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "plain http went through the proxy: {:?}",
+        proxy.seen()
+    );
+    let out = d.ctl(&[
+        "request",
+        "far",
+        "https://tokenvault-proxy-test.invalid/user",
+        "--max-time",
+        "5",
+    ]);
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    let seen = proxy.seen();
+    assert!(
+        seen.starts_with("CONNECT tokenvault-proxy-test.invalid:443 "),
+        "https off loopback should use the proxy: {seen:?}"
+    );
+    assert!(!seen.contains(&token));
+}

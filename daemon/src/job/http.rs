@@ -61,6 +61,40 @@ impl ClientSettings {
     }
 }
 
+/// The configured `proxy`, applied only where it cannot read the token:
+/// https requests to hosts off loopback. A plain-http request carries the
+/// credential in cleartext, which the proxy would read (and, for a loopback
+/// origin, the bound service would never get), and a loopback origin is
+/// this machine, which no proxy needs to reach; both go direct.
+fn https_off_loopback(proxy: &str) -> Result<reqwest::Proxy, String> {
+    // Never the URL itself in the message: it may carry a password.
+    reqwest::Proxy::https(proxy)
+        .map_err(|e| format!("the configured proxy is not a usable URL: {e}"))?;
+    let target =
+        Url::parse(proxy).map_err(|e| format!("the configured proxy is not a usable URL: {e}"))?;
+    Ok(reqwest::Proxy::custom(move |url: &Url| {
+        (url.scheme() == "https" && !is_loopback_host(url)).then(|| target.clone())
+    }))
+}
+
+/// Whether `url`'s host is this machine's loopback: 127.0.0.0/8, any IPv6
+/// loopback, `localhost` and names under it (RFC 6761), matched more widely
+/// than the policy's [`Origin::is_loopback`] because here a false positive
+/// only means a direct connection.
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => {
+            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => true,
+    }
+}
+
 /// A job that passed the policy, ready to send.
 pub struct Prepared {
     pub url: Url,
@@ -89,10 +123,7 @@ impl Upstream {
             certs: Vec::new(),
         };
         if let Some(proxy) = &config.proxy {
-            // Never the URL itself in the message: it may carry a password.
-            let p = reqwest::Proxy::all(proxy)
-                .map_err(|e| format!("the configured proxy is not a usable URL: {e}"))?;
-            settings.proxy = Some(p);
+            settings.proxy = Some(https_off_loopback(proxy)?);
         }
         for path in &config.extra_ca {
             let pem =
@@ -647,5 +678,31 @@ impl http_body::Body for ChannelBody {
         self.rx
             .poll_recv(cx)
             .map(|item| item.map(|r| r.map(http_body::Frame::data)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hosts the proxy is never used for, and a few it is.
+    #[test]
+    fn loopback_hosts_are_never_proxied() {
+        for (url, lo) in [
+            ("https://127.0.0.1/", true),
+            ("https://127.9.9.9:8443/", true),
+            ("https://[::1]/", true),
+            ("https://[::ffff:127.0.0.1]/", true),
+            ("https://localhost/", true),
+            ("https://LOCALHOST./", true),
+            ("https://api.localhost/", true),
+            ("https://example.org/", false),
+            ("https://localhost.example/", false),
+            ("https://10.0.0.1/", false),
+            ("https://[2001:db8::1]/", false),
+        ] {
+            let u = Url::parse(url).unwrap();
+            assert_eq!(is_loopback_host(&u), lo, "{url}");
+        }
     }
 }
