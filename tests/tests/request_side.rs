@@ -208,3 +208,66 @@ fn a_configured_proxy_never_carries_plain_http() {
     );
     assert!(!seen.contains(&token));
 }
+
+/// #11 item 6: `http://localhost:P` may connect to [::1]:P, where another
+/// local user can listen while the real service is on 127.0.0.1:P, and
+/// plain http would hand that user the token. Such an origin is refused at
+/// `add` with a message naming the address literals to use instead, and
+/// nothing reaches either listener.
+#[test]
+fn plain_http_localhost_origins_are_refused_asking_for_an_address() {
+    let up = Upstream::plain();
+    let port = up.addr.port();
+    // The other user's listener on [::1] at the real service's port.
+    let decoy = match std::net::TcpListener::bind(("::1", port)) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            println!("no [::1]:{port} decoy ({e}); checking the refusal only");
+            None
+        }
+    };
+    if let Some(l) = &decoy {
+        l.set_nonblocking(true).expect("nonblocking");
+    }
+    let d = Daemon::start("");
+    d.init();
+    let token = canary("localhost");
+    let origin = format!("http://localhost:{port}");
+    let out = d
+        .add("lh", &token, &["--bearer", "--origin", &origin])
+        .code(1);
+    let msg = out.stderr.trim_end();
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(msg.starts_with("vaultctl: "), "{msg}");
+    assert!(
+        msg.contains(&format!("http://127.0.0.1:{port}"))
+            && msg.contains(&format!("http://[::1]:{port}")),
+        "{msg}"
+    );
+    let out = d.ctl(&["request", "lh", &format!("{origin}/user")]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    // Case and a trailing slash do not get it in either.
+    d.add(
+        "lh2",
+        &token,
+        &["--bearer", "--origin", &format!("http://LocalHost:{port}/")],
+    )
+    .code(1);
+    if let Some(l) = &decoy {
+        assert!(l.accept().is_err(), "the [::1] listener got a connection");
+    }
+    assert!(up.requests().is_empty());
+    // The address literals are accepted.
+    d.add(
+        "v4",
+        &token,
+        &["--bearer", "--origin", &format!("http://127.0.0.1:{port}")],
+    )
+    .ok();
+    d.add(
+        "v6",
+        &token,
+        &["--bearer", "--origin", &format!("http://[::1]:{port}")],
+    )
+    .ok();
+}

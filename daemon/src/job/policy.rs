@@ -203,6 +203,9 @@ impl Policy {
         let mut origins: Vec<Origin> = Vec::with_capacity(spec.origins.len());
         for s in &spec.origins {
             let o = Origin::parse(s)?;
+            if o.scheme == Scheme::Http && matches!(&o.host, Host::Domain(d) if d == "localhost") {
+                return Err(PolicyError::LocalhostHttp { port: o.port });
+            }
             if o.scheme == Scheme::Http && !o.is_loopback() && !spec.allow_insecure_http {
                 return Err(PolicyError::InsecureOrigin { origin: o });
             }
@@ -449,6 +452,16 @@ pub enum PolicyError {
         "refused: plain http to {origin}, which is not loopback, needs a credential added with --allow-insecure-http"
     )]
     InsecureHttp { origin: Origin },
+    /// `localhost` resolves to 127.0.0.1, ::1 or both, and the job connects
+    /// to whichever answers first: another local user listening on the
+    /// address the service does not use would get the token in cleartext.
+    /// An address literal says which one is meant; https is not affected,
+    /// because TLS checks the server before the token is sent. Refused at
+    /// `add`, and at job time for a credential stored before this rule.
+    #[error(
+        "refused: http://localhost:{port} may connect to 127.0.0.1 or ::1, and another local user can listen on the one your service does not use; bind the credential to http://127.0.0.1:{port} or http://[::1]:{port}"
+    )]
+    LocalhostHttp { port: u16 },
     #[error("refused: the method is not a valid HTTP token")]
     InvalidMethod,
     #[error("method {method} is not allowed for this credential (allowed: {})", allowed.join(", "))]
@@ -983,6 +996,32 @@ mod tests {
         assert!(!lo("http://0.0.0.0"));
     }
 
+    /// #11 item 6: plain http to the name `localhost` is refused (it may
+    /// reach ::1 or 127.0.0.1, whichever listens), with or without
+    /// --allow-insecure-http, naming both literals; https to it is fine.
+    #[test]
+    fn plain_http_localhost_is_refused() {
+        for o in [
+            "http://localhost",
+            "http://LOCALHOST:8080",
+            "http://localhost:8080/",
+        ] {
+            for insecure in [false, true] {
+                let mut s = spec(&[o]);
+                s.allow_insecure_http = insecure;
+                let e = Policy::from_spec(&s).unwrap_err();
+                assert!(e.is_refusal(), "{o}: {e:?}");
+                let m = e.to_string();
+                assert!(
+                    m.contains("http://127.0.0.1:") && m.contains("http://[::1]:"),
+                    "{m}"
+                );
+            }
+        }
+        assert!(Policy::from_spec(&spec(&["https://localhost:8443"])).is_ok());
+        assert!(Policy::from_spec(&spec(&["http://127.0.0.1", "http://[::1]"])).is_ok());
+    }
+
     #[test]
     fn insecure_http_rule() {
         // Plain http off loopback needs the flag at add time...
@@ -996,11 +1035,7 @@ mod tests {
         assert!(p.check("GET", "http://api.example:8080/x").is_ok());
         assert!(p.check("GET", "https://api.example:8080/x").is_err());
         // Loopback http needs no flag.
-        for o in [
-            "http://127.0.0.1:8080",
-            "http://localhost",
-            "http://[::1]:9",
-        ] {
+        for o in ["http://127.0.0.1:8080", "http://[::1]:9"] {
             let p = Policy::from_spec(&spec(&[o])).unwrap();
             assert!(!p.allow_insecure_http);
         }
