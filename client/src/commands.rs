@@ -34,6 +34,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Failure::usage("no socket path: set XDG_RUNTIME_DIR or VAULTD_SOCKET, or pass --socket")
     })?;
     let connect = || Client::connect(&path).map_err(Failure::from);
+    // Commands that send a passphrase, key or token check who serves the
+    // socket before writing anything (see `Client::connect_for_secret`).
+    let connect_secret = || Client::connect_for_secret(&path).map_err(Failure::from);
     match cli.command {
         Command::Status { json } => status(connect()?, json),
         Command::Init { passphrase_stdin } => {
@@ -43,7 +46,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 secret_input::prompt("New passphrase", true)?
             };
             done(
-                connect()?,
+                connect_secret()?,
                 Request::Init { passphrase },
                 "vault created and unlocked",
             )
@@ -64,7 +67,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                     },
                 },
             };
-            done(connect()?, req, "")
+            done(connect_secret()?, req, "")
         }
         Command::Lock => done(connect()?, Request::Lock, ""),
         Command::Passwd { passphrase_stdin } => {
@@ -79,15 +82,15 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 )
             };
             done(
-                connect()?,
+                connect_secret()?,
                 Request::Passwd { old, new },
                 "passphrase changed and the vault re-keyed (an old copy of the vault file and the old passphrase open nothing saved from now on); a key-file slot, if there was one, is removed: run `vaultctl keyfile create PATH` for a new key file",
             )
         }
-        Command::Add(args) => add(connect()?, args),
+        Command::Add(args) => add(connect_secret()?, args),
         Command::Rotate { name, from_env } => {
             let value = secret_input::token(from_env.as_deref(), &name)?;
-            done(connect()?, Request::Rotate { name, value }, "")
+            done(connect_secret()?, Request::Rotate { name, value }, "")
         }
         Command::Remove { name } => done(connect()?, Request::Remove { name }, ""),
         Command::List { json } => list(connect()?, json),
@@ -97,11 +100,11 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                     path,
                     passphrase_stdin,
                 },
-        } => keyfile_create(connect, &path, passphrase_stdin),
+        } => keyfile_create(connect_secret, &path, passphrase_stdin),
         Command::Keyfile {
             command: KeyfileCommand::Remove { passphrase_stdin },
         } => done(
-            connect()?,
+            connect_secret()?,
             Request::RemoveKeyfile {
                 passphrase: current_passphrase(passphrase_stdin)?,
             },

@@ -26,7 +26,10 @@ impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Failure {
         let code = match &e {
             // Not reachable for this user: as a missing daemon, for scripts.
-            ClientError::NotRunning { .. } | ClientError::NotAllowed { .. } => NOT_RUNNING,
+            // An impostor on the socket: our own vaultd is not reachable there.
+            ClientError::NotRunning { .. }
+            | ClientError::NotAllowed { .. }
+            | ClientError::UntrustedPeer { .. } => NOT_RUNNING,
             ClientError::Daemon(reply) => reply.code.exit_code(),
             _ => USAGE,
         };

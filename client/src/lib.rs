@@ -39,11 +39,51 @@ pub enum ClientError {
     Closed,
     #[error("{0}")]
     Daemon(ErrorReply),
+    /// The socket is served by a uid that is neither the caller's nor
+    /// root's (or one that could not be learnt): it may be another user's
+    /// impostor, so no passphrase, key or token is sent to it (exit 2).
+    #[error("refusing to send a secret to {path}: it is served by {}, not by your uid {own} or root; point --socket or $VAULTD_SOCKET at your own vaultd", match peer {
+        Some(uid) => format!("uid {uid}"),
+        None => "a process whose uid cannot be read".to_owned(),
+    })]
+    UntrustedPeer {
+        path: PathBuf,
+        peer: Option<u32>,
+        own: u32,
+    },
+}
+
+/// Who serves the socket, from SO_PEERCRED on the connected stream (the
+/// uid of the process that called `listen`, as the kernel recorded it).
+/// `None` when the kernel would not say.
+fn peer_uid(fd: impl std::os::fd::AsFd) -> Option<u32> {
+    rustix::net::sockopt::socket_peercred(fd)
+        .ok()
+        .map(|c| c.uid.as_raw())
+}
+
+/// Refuses a peer that is neither this process's effective uid nor root:
+/// only they can be the caller's own vaultd (root can read its secrets
+/// anyway). Checked before anything secret, and for vaultctl's secret
+/// commands before any byte at all, is written.
+fn trust(path: &Path, peer: Option<u32>) -> Result<(), ClientError> {
+    let own = rustix::process::geteuid().as_raw();
+    match peer {
+        Some(uid) if uid == own || uid == 0 => Ok(()),
+        peer => Err(ClientError::UntrustedPeer {
+            path: path.to_owned(),
+            peer,
+            own,
+        }),
+    }
 }
 
 /// One connection to the daemon, after the hello exchange.
 pub struct Client {
     stream: UnixStream,
+    path: PathBuf,
+    /// The socket's peer uid, read once at connect.
+    peer: Option<u32>,
 }
 
 /// Resolves the socket as DESIGN.md says: flag, `$VAULTD_SOCKET`,
@@ -89,7 +129,26 @@ impl ClientError {
 impl Client {
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
         let stream = UnixStream::connect(path).map_err(|e| ClientError::connect(path, e))?;
-        let mut client = Client { stream };
+        let peer = peer_uid(&stream);
+        Client::hello(stream, path, peer)
+    }
+
+    /// As [`Client::connect`], for a command that will send a secret: the
+    /// peer's uid is checked before a single byte is written, so an
+    /// impostor learns nothing, not even that a client came.
+    pub fn connect_for_secret(path: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|e| ClientError::connect(path, e))?;
+        let peer = peer_uid(&stream);
+        trust(path, peer)?;
+        Client::hello(stream, path, peer)
+    }
+
+    fn hello(stream: UnixStream, path: &Path, peer: Option<u32>) -> Result<Client, ClientError> {
+        let mut client = Client {
+            stream,
+            path: path.to_owned(),
+            peer,
+        };
         // A refused peer gets the daemon's hello and an error without the
         // daemon reading ours, so a failed write is not yet a failure.
         let _ = write_frame(
@@ -111,6 +170,9 @@ impl Client {
     /// Sends one request and waits for its answer; an error answer becomes
     /// `ClientError::Daemon`.
     pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+        if req.carries_secret() {
+            trust(&self.path, self.peer)?;
+        }
         let sent = write_frame(&mut self.stream, req);
         let resp: Option<Response> = match (sent, read_frame(&mut self.stream)) {
             (_, Ok(r)) => r,

@@ -3,17 +3,20 @@
 //! the blocking [`crate::Client`] would need a thread per job. `vaultctl`
 //! itself does not use it and does not build tokio.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use proto::frame::{read_frame_async, write_frame_async};
 use proto::{Hello, Request, Response};
 use tokio::net::UnixStream;
 
-use crate::ClientError;
+use crate::{ClientError, peer_uid, trust};
 
 /// One connection to the daemon, after the hello exchange.
 pub struct AsyncClient {
     stream: UnixStream,
+    path: PathBuf,
+    /// The socket's peer uid, read once at connect (see [`crate::Client`]).
+    peer: Option<u32>,
 }
 
 impl AsyncClient {
@@ -21,7 +24,12 @@ impl AsyncClient {
         let stream = UnixStream::connect(path)
             .await
             .map_err(|e| ClientError::connect(path, e))?;
-        let mut client = AsyncClient { stream };
+        let peer = peer_uid(&stream);
+        let mut client = AsyncClient {
+            stream,
+            path: path.to_owned(),
+            peer,
+        };
         // As the blocking client: a refused peer gets the daemon's hello and
         // an error without the daemon reading ours.
         let _ = write_frame_async(
@@ -46,6 +54,9 @@ impl AsyncClient {
     /// Sends one request and waits for its answer; an error answer becomes
     /// `ClientError::Daemon`.
     pub async fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+        if req.carries_secret() {
+            trust(&self.path, self.peer)?;
+        }
         let sent = write_frame_async(&mut self.stream, req).await;
         let resp: Option<Response> = match (sent, read_frame_async(&mut self.stream).await) {
             (_, Ok(r)) => r,

@@ -101,6 +101,37 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Whether this request carries a passphrase, key or token: a client
+    /// must then be sure who it is talking to before sending it (vaultctl
+    /// checks the socket's peer uid). Exhaustive, so a new variant has to
+    /// say.
+    pub fn carries_secret(&self) -> bool {
+        match self {
+            Request::Init { .. }
+            | Request::Unlock { .. }
+            | Request::UnlockKeyfile { .. }
+            | Request::Passwd { .. }
+            | Request::Add { .. }
+            | Request::Rotate { .. }
+            | Request::AddKeyfile { .. }
+            | Request::RemoveKeyfile { .. } => true,
+            Request::Status
+            | Request::Lock
+            | Request::Remove { .. }
+            | Request::List
+            | Request::Job(_)
+            | Request::StreamJob { .. }
+            | Request::Chunk(_)
+            | Request::End
+            | Request::AddGenerated { .. }
+            | Request::PublicKey { .. }
+            | Request::Explain(_)
+            | Request::Backup => false,
+        }
+    }
+}
+
 /// What the daemon answers, one variant per kind of result.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum Response {

@@ -271,3 +271,187 @@ fn plain_http_localhost_origins_are_refused_asking_for_an_address() {
     )
     .ok();
 }
+
+/// A listener on `path` run as `user` (this test binary again, running
+/// [`fake_vaultd_helper`]), impersonating vaultd: it answers every
+/// connection with vaultd's own hello and appends every byte it receives
+/// to `log`.
+fn fake_vaultd_as(
+    user: &harness::TestUser,
+    path: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let child = user
+        .command(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "fake_vaultd_helper", "--nocapture"])
+        .env("TOKENVAULT_FAKE_VAULTD", path)
+        .env("TOKENVAULT_FAKE_VAULTD_LOG", log)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the fake vaultd");
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the fake vaultd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// Not a test on its own: a no-op unless [`fake_vaultd_as`] started this
+/// binary with `TOKENVAULT_FAKE_VAULTD` set; then the fake vaultd's loop.
+#[test]
+fn fake_vaultd_helper() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let (Some(path), Some(log)) = (
+        std::env::var_os("TOKENVAULT_FAKE_VAULTD"),
+        std::env::var_os("TOKENVAULT_FAKE_VAULTD_LOG"),
+    ) else {
+        return;
+    };
+    let mut hello = Vec::new();
+    proto::frame::write_frame(
+        &mut hello,
+        &proto::Hello {
+            version: proto::PROTOCOL_VERSION,
+        },
+    )
+    .expect("hello frame");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    for mut c in listener.incoming().flatten() {
+        let _ = c.set_read_timeout(Some(std::time::Duration::from_millis(1500)));
+        let _ = c.write_all(&hello);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        f.write_all(&got).expect("write log");
+        // One line per connection: how many bytes it carried.
+        let mut counts = log.clone();
+        counts.push(".counts");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(counts)
+            .expect("counts");
+        writeln!(f, "{}", got.len()).expect("write counts");
+    }
+}
+
+/// #11 "Also": vaultctl checks with SO_PEERCRED who serves the socket
+/// before it sends a passphrase, key or token. A listener of another uid
+/// (neither the caller's nor root's) impersonating vaultd gets no byte from
+/// `init`, `unlock`, `passwd`, `add`, `rotate`, `keyfile create`/`remove`;
+/// vaultctl exits 2 with one line naming the socket and the peer's uid.
+#[test]
+fn vaultctl_sends_no_secret_to_a_socket_served_by_another_uid() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = "vaultctl_sends_no_secret_to_a_socket_served_by_another_uid";
+    if !harness::is_root() {
+        eprintln!("skipping {test}: needs root to run a listener as another uid");
+        return;
+    }
+    let user = match harness::TestUser::create("fake") {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("skipping {test}: {e}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    user.own(&run);
+    let socket = run.join("vaultd.sock");
+    let log = run.join("received");
+    let mut fake = fake_vaultd_as(&user, &socket, &log);
+    let keyfile = dir.path().join("new.key");
+    let oldkey = dir.path().join("old.key");
+    std::fs::write(&oldkey, [7u8; 32]).unwrap();
+    std::fs::set_permissions(&oldkey, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let passphrase = canary("fakepass");
+    let token = canary("faketoken");
+    let secret_in = format!("{passphrase}\n{token}\n");
+    let cases: [&[&str]; 8] = [
+        &["init", "--passphrase-stdin"],
+        &["unlock", "--passphrase-stdin"],
+        &["passwd", "--passphrase-stdin"],
+        &["add", "svc", "--bearer", "--origin", "http://127.0.0.1:9"],
+        &["rotate", "svc"],
+        &[
+            "keyfile",
+            "create",
+            keyfile.to_str().unwrap(),
+            "--passphrase-stdin",
+        ],
+        &["keyfile", "remove", "--passphrase-stdin"],
+        &["unlock", "--keyfile", oldkey.to_str().unwrap()],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let out = harness::daemon::run(
+            std::process::Command::new(harness::bin("vaultctl"))
+                .env("VAULTD_SOCKET", &socket)
+                .args(args),
+            Some(secret_in.as_bytes()),
+        );
+        let msg = out.stderr.trim_end().to_owned();
+        if args[0] == "unlock" {
+            eprintln!("vaultctl {args:?} is told: {msg}");
+        }
+        let ok = out.code == 2
+            && msg.lines().count() == 1
+            && msg.starts_with("vaultctl: ")
+            && msg.contains(&socket.display().to_string())
+            && msg.contains(&format!("uid {}", user.uid));
+        if !ok {
+            failures.push(format!("{args:?}: exit {}: {msg}", out.code));
+        }
+    }
+    // A last harmless request, so a fake that is slow to write its log is
+    // waited for: status carries no secret and still goes through.
+    let _ = harness::daemon::run(
+        std::process::Command::new(harness::bin("vaultctl"))
+            .env("VAULTD_SOCKET", &socket)
+            .arg("status"),
+        None,
+    );
+    let received = std::fs::read(&log).unwrap_or_default();
+    let counts = std::fs::read_to_string(run.join("received.counts")).unwrap_or_default();
+    let counts: Vec<usize> = counts.lines().map(|l| l.parse().unwrap()).collect();
+    let _ = fake.kill();
+    let _ = fake.wait();
+    assert!(
+        !received.is_empty(),
+        "the fake vaultd recorded nothing at all: the check of the test is broken"
+    );
+    assert_eq!(
+        harness::count(&received, passphrase.as_bytes())
+            + harness::count(&received, token.as_bytes()),
+        0,
+        "a secret reached the other uid's listener"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Not even a hello: each secret-carrying command checked the peer
+    // before writing anything; only the final `status` spoke.
+    assert_eq!(counts.len(), cases.len() + 1, "connections: {counts:?}");
+    assert!(
+        counts[..cases.len()].iter().all(|&n| n == 0),
+        "bytes per connection: {counts:?}"
+    );
+}
