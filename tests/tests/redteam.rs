@@ -349,6 +349,13 @@ fn stored_echoes_of_other_tokens_are_redacted() {
     {
         failures.push(format!("admin's token via reader: {leak}"));
     }
+    // A script of the owner's uid needs no second real credential: `add`
+    // is open to it, and `list` names the origin. A made-up value will do.
+    d.add("mine", "made-up-by-the-script", &["--bearer", "--origin", &origin])
+        .ok();
+    if let Some(leak) = leak_in(&d, &["request", "mine", &format!("{origin}/activity")], &admin) {
+        failures.push(format!("admin's token via a credential the script added: {leak}"));
+    }
 
     // After `rotate`, the old value (often still valid upstream until
     // revoked there) comes back through the same credential.
