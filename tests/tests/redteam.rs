@@ -251,7 +251,11 @@ fn inflated(out: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 
 fn te_handler(seen: &Seen, _: &Mutex<Vec<String>>) -> Vec<u8> {
-    let body = gzip(format!("invalid token {}\n", seen.token).repeat(4).as_bytes());
+    let body = gzip(
+        format!("invalid token {}\n", seen.token)
+            .repeat(4)
+            .as_bytes(),
+    );
     let te = if seen.path.contains("close") {
         // Not chunked: delimited by the connection closing.
         let mut out =
@@ -345,24 +349,43 @@ fn stored_echoes_of_other_tokens_are_redacted() {
     // The owner's job (or the script's) uses `admin` once; the upstream logs it.
     run(&d, &["request", "admin", &format!("{origin}/api/thing")]);
     // The script reads the log through the other credential.
-    if let Some(leak) = leak_in(&d, &["request", "reader", &format!("{origin}/activity")], &admin)
-    {
+    if let Some(leak) = leak_in(
+        &d,
+        &["request", "reader", &format!("{origin}/activity")],
+        &admin,
+    ) {
         failures.push(format!("admin's token via reader: {leak}"));
     }
     // A script of the owner's uid needs no second real credential: `add`
     // is open to it, and `list` names the origin. A made-up value will do.
-    d.add("mine", "made-up-by-the-script", &["--bearer", "--origin", &origin])
-        .ok();
-    if let Some(leak) = leak_in(&d, &["request", "mine", &format!("{origin}/activity")], &admin) {
-        failures.push(format!("admin's token via a credential the script added: {leak}"));
+    d.add(
+        "mine",
+        "made-up-by-the-script",
+        &["--bearer", "--origin", &origin],
+    )
+    .ok();
+    if let Some(leak) = leak_in(
+        &d,
+        &["request", "mine", &format!("{origin}/activity")],
+        &admin,
+    ) {
+        failures.push(format!(
+            "admin's token via a credential the script added: {leak}"
+        ));
     }
 
     // After `rotate`, the old value (often still valid upstream until
     // revoked there) comes back through the same credential.
-    d.ctl_in(&["rotate", "admin"], Some(format!("{}\n", canary("RTC")).as_bytes()))
-        .ok();
-    if let Some(leak) = leak_in(&d, &["request", "admin", &format!("{origin}/activity")], &admin)
-    {
+    d.ctl_in(
+        &["rotate", "admin"],
+        Some(format!("{}\n", canary("RTC")).as_bytes()),
+    )
+    .ok();
+    if let Some(leak) = leak_in(
+        &d,
+        &["request", "admin", &format!("{origin}/activity")],
+        &admin,
+    ) {
         failures.push(format!("admin's rotated-out token via admin: {leak}"));
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -440,5 +463,135 @@ fn masked_key_displays_give_out_bytes_of_the_key() {
     assert!(
         !text.contains(tail) && !text.contains(head),
         "bytes of the key in the response: {text}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Finding 5 (low-medium): headers computed by the upstream FROM the body
+// are passed on after the body was redacted. Express sends
+// `ETag: W/"<length hex>-<sha1 base64>"` on every `res.send` by default;
+// `Repr-Digest`/`Content-Digest` (RFC 9530), `Digest` and `Content-MD5` do
+// the same. Each gives the script the exact token length and an offline
+// verifier: any guess (a low-entropy token, a candidate from elsewhere, the
+// last char after finding 1) is confirmed without the daemon. Content-Length
+// is already dropped for this reason; these are not.
+// ---------------------------------------------------------------------------
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// The body an echoing Express app sends for `token`, and the headers it
+/// derives from it.
+fn digest_echo(token: &str) -> (String, String, String) {
+    let body = format!("invalid token {token}\n");
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, body.as_bytes());
+    let etag = format!("W/\"{:x}-{}\"", body.len(), &b64(sha1.as_ref())[..27]);
+    let sha256 = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let repr = format!("sha-256=:{}:", b64(sha256.as_ref()));
+    (body, etag, repr)
+}
+
+fn digest_handler(seen: &Seen, _: &Mutex<Vec<String>>) -> Vec<u8> {
+    let (body, etag, repr) = digest_echo(&seen.token);
+    response(
+        &format!(
+            "Content-Type: text/html; charset=utf-8\r\nETag: {etag}\r\nRepr-Digest: {repr}\r\n"
+        ),
+        body.as_bytes(),
+    )
+}
+
+#[test]
+#[ignore = "finding: ETag/Repr-Digest of the unredacted body are passed on: token length and an offline verifier (fails today)"]
+fn digests_of_the_unredacted_body_are_not_passed_on() {
+    let addr = raw_upstream(digest_handler);
+    let d = Daemon::start("");
+    d.init();
+    let token = canary("RT");
+    let origin = format!("http://{addr}");
+    d.add("b", &token, &["--bearer", "--origin", &origin]).ok();
+    let (_, stdout, _) = run(&d, &["request", "b", "-i", &format!("{origin}/login")]);
+    let shown = String::from_utf8_lossy(&stdout).to_ascii_lowercase();
+    // The script checks a guess offline: the right one matches.
+    let (_, etag, repr) = digest_echo(&token);
+    let mut failures = Vec::new();
+    if shown.contains(&etag.to_ascii_lowercase()) {
+        failures.push(format!(
+            "ETag of the unredacted body: {etag} (confirms a guess; length {})",
+            token.len()
+        ));
+    }
+    if shown.contains(&repr.to_ascii_lowercase()) {
+        failures.push(format!("Repr-Digest of the unredacted body: {repr}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "\n{}\n-i output:\n{shown}",
+        failures.join("\n")
+    );
+}
+
+// Finding 1, end to end: the clip gives every byte but the last; the
+// redactor itself then tells which candidate for the last byte is right
+// (a reflected candidate equal to the token comes back as `[redacted]`).
+// The script recovers the whole token with one request per candidate.
+#[test]
+#[ignore = "finding: clip() prefix + redaction as an equality oracle = the whole token (fails today)"]
+fn the_whole_token_from_clipped_messages_and_the_redaction_oracle() {
+    let up = Upstream::plain();
+    let d = Daemon::start("");
+    d.init();
+    let token = canary("RT");
+    d.add(
+        "p",
+        &token,
+        &[
+            "--bearer",
+            "--origin",
+            &up.origin(),
+            "--path-prefix",
+            "/redirect-echo",
+        ],
+    )
+    .ok();
+    let message = |to: &str| -> String {
+        let url = up.url(&format!("/redirect-echo?to={to}"));
+        let (_, _, stderr) = run(&d, &["request", "p", &url, "-L"]);
+        String::from_utf8_lossy(&stderr).into_owned()
+    };
+    // 1. Every byte but the last: the clip cuts the path one byte short.
+    //    (The script learns the length from a cut with a shorter padding:
+    //    once the echo is whole it is redacted.)
+    let mut prefix = String::new();
+    for len in (1..60).rev() {
+        let pad = "a".repeat(200 - "/outside/".len() - len);
+        let m = message(&format!("/outside/{pad}TOKEN"));
+        if let Some(rest) = m.split_once(&pad).map(|(_, r)| r) {
+            if let Some(shown) = rest.strip_suffix(
+                "... is not allowed for this credential (allowed prefixes: /redirect-echo)\n",
+            ) {
+                if !shown.contains("[redacted]") {
+                    prefix = shown.to_owned();
+                    break;
+                }
+            }
+        }
+    }
+    // 2. The last byte: the redactor answers "equal to the token" for us.
+    let mut recovered = None;
+    for c in "0123456789abcdefABCDEFghijklmnopqrstuvwxyz-_".chars() {
+        let candidate = format!("{prefix}{c}");
+        if message(&format!("/outside/{candidate}")).contains("/outside/[redacted]") {
+            recovered = Some(candidate);
+            break;
+        }
+    }
+    assert_ne!(
+        recovered.as_deref(),
+        Some(token.as_str()),
+        "the script recovered the whole token ({} requests or fewer)",
+        60 + 44
     );
 }
