@@ -65,7 +65,10 @@ fn leak_in(d: &Daemon, args: &[&str], token: &str) -> Option<String> {
 // (the very upstream behaviour `exfiltration.rs` already models with
 // `/redirect-echo`) is refused with a message holding a *prefix* of the
 // token: no whole echo, so nothing is redacted. Choosing the padding
-// chooses the cut: every byte but the last comes out.
+// chooses the cut: every byte but the last comes out. The same root cause
+// without any clip: a message naming one PART of an upstream URL (the
+// host of a cross-origin redirect) holds the token up to the first URL
+// delimiter it contains ('/' in standard base64).
 // ---------------------------------------------------------------------------
 
 struct ClipCase {
@@ -149,6 +152,16 @@ fn clipped_policy_messages_hand_out_token_prefixes() {
                 failures.push(format!("{} {mode:?}: {leak}", c.name));
             }
         }
+    }
+    // No clip needed when the token holds a URL delimiter, as every
+    // standard-base64 token may ('/'): the cross-origin refusal names the
+    // redirect's host, which is the token up to its first '/'.
+    let b64ish = format!("{}/Zz9+wQ=", canary("RTS"));
+    d.add("s", &b64ish, &["--bearer", "--origin", &up.origin()])
+        .ok();
+    let url = up.url("/redirect-echo?to=http://TOKEN/");
+    if let Some(leak) = leak_in(&d, &["request", "s", url.as_str(), "-L"], &b64ish) {
+        failures.push(format!("cross-origin refusal, token with '/': {leak}"));
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
