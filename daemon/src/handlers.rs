@@ -462,6 +462,7 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
         policy: lease.policy,
         injection: lease.injection,
         token: lease.token,
+        neighbours: lease.neighbours,
         client: lease.client,
         epoch: lease.epoch,
     };

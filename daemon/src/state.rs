@@ -35,6 +35,9 @@ pub struct Lease {
     pub policy: Arc<Policy>,
     pub injection: proto::Injection,
     pub token: Secret,
+    /// The tokens of the other credentials bound to a host this one is
+    /// bound to, for the job's redactor (see [`State::lease`]).
+    pub neighbours: Vec<Secret>,
     /// The HTTP client, taken under the same vault read lock as the token.
     /// `lock`, `remove` and `rotate` change the vault (write lock) before
     /// they swap the client, so a job holding an old token always holds the
@@ -485,10 +488,26 @@ impl State {
             .map(proto::Injection::from)
             .ok_or_else(|| ErrorReply::new(ErrorCode::Internal, "credential has no injection"))?;
         let token = cred.value.open().map_err(internal)?;
+        // An upstream that stores what it receives (a request log, an
+        // "activity" page) can show a job one of the other tokens sent to
+        // the same host, or one a script added itself to read the others
+        // back: every job redacts them all. Opened per job, like the token.
+        let hosts = hosts_of(&cred.spec);
+        let mut neighbours = Vec::new();
+        for (other, c) in &u.contents.credentials {
+            let sends_value = !matches!(
+                c.spec.injection,
+                Some(crate::vault::spec::StoredInjection::Sign { .. }) | None
+            );
+            if other != name && sends_value && hosts_of(&c.spec).iter().any(|h| hosts.contains(h)) {
+                neighbours.push(c.value.open().map_err(internal)?);
+            }
+        }
         Ok(Lease {
             policy,
             injection,
             token,
+            neighbours,
             client: self.upstream.client(),
             epoch: self.epoch.current(),
         })
@@ -537,4 +556,14 @@ pub fn check_passphrase_shape(p: &Secret) -> Result<(), ErrorReply> {
 pub fn unlock_penalty(fails: u32) -> Duration {
     let ms = 500u64.saturating_mul(1u64 << fails.saturating_sub(1).min(5));
     Duration::from_millis(ms.min(10_000))
+}
+
+/// The hosts a credential may be sent to, lower-cased (scheme and port
+/// ignored: one server often answers on several).
+fn hosts_of(spec: &crate::vault::spec::StoredSpec) -> Vec<String> {
+    spec.origins
+        .iter()
+        .filter_map(|o| url::Url::parse(o).ok())
+        .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
+        .collect()
 }

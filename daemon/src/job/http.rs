@@ -13,7 +13,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use zeroize::Zeroizing;
 
-use super::policy::{Origin, Policy};
+use super::policy::{Origin, Policy, PolicyError};
 use super::redact::Redactor;
 use super::sign;
 use crate::config::Config;
@@ -107,6 +107,8 @@ pub struct Prepared {
     pub policy: Arc<Policy>,
     pub injection: Injection,
     pub token: Secret,
+    /// Other tokens sent to the same hosts: redacted too.
+    pub neighbours: Vec<Secret>,
     /// The pool this job's connections go to, taken with the token (see
     /// [`crate::state::Lease::client`]).
     pub client: reqwest::Client,
@@ -197,7 +199,7 @@ impl Upstream {
         job: Prepared,
         streamed: Option<reqwest::Body>,
     ) -> Result<Started, ErrorReply> {
-        let redactor = build_redactor(job.token.expose());
+        let redactor = build_redactor(job.token.expose(), &job.neighbours);
         let result = self.send_hops(job, streamed, redactor.clone()).await;
         result.map_err(|e| redact_reply(e, &redactor))
     }
@@ -275,12 +277,14 @@ impl Upstream {
                             format!("more than {MAX_REDIRECTS} redirects; giving up"),
                         ));
                     }
-                    let next_origin = Origin::of_url(&next).map_err(policy_reply)?;
+                    // The Location is upstream text: no message below quotes
+                    // any part of it (see `redirect_refused`).
+                    let next_origin = Origin::of_url(&next).map_err(|e| redirect_refused(&e))?;
                     if next_origin != origin {
                         return Err(ErrorReply::new(
                             ErrorCode::PolicyRefused,
                             format!(
-                                "redirect from {origin} to {next_origin} not followed: a credential is only sent to the origin it was used for"
+                                "redirect from {origin} to another origin not followed: a credential is only sent to the origin it was used for (the target is not shown: it comes from the upstream; -i shows the Location)"
                             ),
                         ));
                     }
@@ -291,14 +295,14 @@ impl Upstream {
                         return Err(ErrorReply::new(
                             ErrorCode::Upstream,
                             format!(
-                                "a {} redirect would send the streamed body again; request {next} directly",
+                                "a {} redirect would send the streamed body again; request its target directly (-i shows the Location)",
                                 status.as_u16()
                             ),
                         ));
                     }
                     let (checked, o) = policy
                         .check(method.as_str(), next.as_str())
-                        .map_err(policy_reply)?;
+                        .map_err(|e| redirect_refused(&e))?;
                     url = checked;
                     origin = o;
                     continue;
@@ -371,14 +375,17 @@ const BUILD_INLINE_MAX_TOKEN: usize = 512;
 
 /// The job's redactor; `block_in_place` (not the blocking pool) for a long
 /// token, so the token is borrowed rather than copied into another task.
-fn build_redactor(token: &[u8]) -> Redactor {
-    if token.len() > BUILD_INLINE_MAX_TOKEN
+fn build_redactor(token: &[u8], neighbours: &[Secret]) -> Redactor {
+    let mut tokens: Vec<&[u8]> = vec![token];
+    tokens.extend(neighbours.iter().map(Secret::expose));
+    let total: usize = tokens.iter().map(|t| t.len()).sum();
+    if total > BUILD_INLINE_MAX_TOKEN
         && tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
     {
-        tokio::task::block_in_place(|| Redactor::new(token))
+        tokio::task::block_in_place(|| Redactor::for_tokens(&tokens))
     } else {
-        Redactor::new(token)
+        Redactor::for_tokens(&tokens)
     }
 }
 
@@ -443,6 +450,24 @@ fn redact_reply(mut e: ErrorReply, redactor: &Redactor) -> ErrorReply {
 /// `gzip, gzip`). Such a body could hide an echo from the redactor, so none
 /// of it is passed on.
 fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), ErrorReply> {
+    // hyper removes `chunked` and nothing else: any other transfer-coding
+    // (gzip, deflate, compress) would reach the client still coded, past
+    // the redactor.
+    let coded = resp
+        .headers()
+        .get_all(reqwest::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|c| {
+            let c = c.trim_ascii();
+            !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked")
+        });
+    if coded {
+        return Err(ErrorReply::new(
+            ErrorCode::Upstream,
+            "the response uses a Transfer-Encoding other than chunked, which vaultd does not decode; nothing of it was returned",
+        ));
+    }
     let encoded = resp
         .headers()
         .get_all(reqwest::header::CONTENT_ENCODING)
@@ -457,6 +482,45 @@ fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), ErrorReply> {
     Ok(())
 }
 
+/// Response headers computed over the body as the upstream sent it: after
+/// redaction they no longer describe it, and over an echo they would give
+/// the token's length and a way to check a guess at it offline (Express's
+/// default `ETag` is `W/"len-sha1"`). Dropped from every response, since a
+/// streamed head leaves before the body shows whether redaction changes it.
+const OF_THE_BODY: [&str; 6] = [
+    "etag",
+    "content-md5",
+    "digest",
+    "content-digest",
+    "repr-digest",
+    "want-content-digest",
+];
+
+/// A redirect's target is upstream text: a refusal names the rule that
+/// refused it, never any part of the target. A reflecting upstream could
+/// put the token there, and a part of it (clipped, or a host cut at the
+/// token's first '/') would escape the redactor, which knows only whole
+/// echoes.
+fn redirect_refused(e: &PolicyError) -> ErrorReply {
+    let why = match e {
+        PolicyError::OriginNotAllowed { .. } => "it leads to another origin",
+        PolicyError::PathNotAllowed { .. } => "its path is outside the credential's --path-prefix",
+        PolicyError::MethodNotAllowed { .. } => {
+            "its method is outside the credential's --method rules"
+        }
+        PolicyError::InsecureHttp { .. } => "it leads to plain http off loopback",
+        PolicyError::Userinfo => "it carries userinfo",
+        PolicyError::AmbiguousPath { .. } => "its path has an encoded slash or dot segment",
+        _ => "its target is refused by the credential's policy",
+    };
+    ErrorReply::new(
+        ErrorCode::PolicyRefused,
+        format!(
+            "refused: redirect not followed: {why} (the target is not shown: it comes from the upstream; -i shows the Location)"
+        ),
+    )
+}
+
 fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobResponse {
     let version = match resp.version() {
         reqwest::Version::HTTP_09 => "HTTP/0.9",
@@ -468,10 +532,13 @@ fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobR
     let status = resp.status();
     // Content-Length is dropped: after decoding and redaction it no longer
     // describes the body, and would reveal the removed echoes' length.
-    // `collect` adds the true length of a buffered body.
+    // `collect` adds the true length of a buffered body. Validators and
+    // digests of the body go too (see `OF_THE_BODY`).
     let headers = std::mem::take(resp.headers_mut())
         .iter()
-        .filter(|(name, _)| *name != reqwest::header::CONTENT_LENGTH)
+        .filter(|(name, _)| {
+            *name != reqwest::header::CONTENT_LENGTH && !OF_THE_BODY.contains(&name.as_str())
+        })
         .map(|(name, value)| Header {
             name: redactor.redact_message(name.as_str()),
             value: redact_value(redactor, value.as_bytes()),

@@ -115,10 +115,20 @@ impl Redactor {
     /// Every form listed in the module documentation, deduplicated (ASCII
     /// case folded, since matching ignores it), in one automaton.
     pub fn new(token: &[u8]) -> Redactor {
-        if token.is_empty() {
+        Redactor::for_tokens(&[token])
+    }
+
+    /// One automaton for several tokens: a job's own, and the others sent
+    /// to the same hosts, which a storing upstream may show it.
+    pub fn for_tokens(tokens: &[&[u8]]) -> Redactor {
+        let mut patterns: Vec<Zeroizing<Vec<u8>>> = tokens
+            .iter()
+            .filter(|t| !t.is_empty())
+            .flat_map(|t| forms(t))
+            .collect();
+        if patterns.is_empty() {
             return Redactor { inner: None };
         }
-        let mut patterns = forms(token);
         for p in &mut patterns {
             p.make_ascii_lowercase();
         }
