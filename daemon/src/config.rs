@@ -33,6 +33,8 @@ struct RawConfig {
     #[serde(default)]
     allow_uids: Vec<u32>,
     #[serde(default)]
+    loopback_listener_uids: Vec<u32>,
+    #[serde(default)]
     audit: bool,
     max_connections: Option<usize>,
     hello_timeout: Option<String>,
@@ -53,6 +55,9 @@ pub struct Config {
     pub proxy: Option<String>,
     pub unlock_keyfile: Option<PathBuf>,
     pub allow_uids: Vec<u32>,
+    /// Besides vaultd's own uid and root: uids whose sockets may receive a
+    /// token over plain http on loopback (see `job::listener`).
+    pub loopback_listener_uids: Vec<u32>,
     pub audit: bool,
     /// Connections served at once; one more is answered "busy" and logged.
     pub max_connections: usize,
@@ -80,6 +85,7 @@ impl Default for Config {
             proxy: None,
             unlock_keyfile: None,
             allow_uids: Vec::new(),
+            loopback_listener_uids: Vec::new(),
             audit: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
@@ -158,6 +164,7 @@ impl Config {
             proxy: raw.proxy,
             unlock_keyfile: raw.unlock_keyfile,
             allow_uids: check_allow_uids(raw.allow_uids)?,
+            loopback_listener_uids: check_listener_uids(raw.loopback_listener_uids)?,
             audit: raw.audit,
             max_connections,
             hello_timeout,
@@ -239,6 +246,15 @@ fn check_allow_uids(uids: Vec<u32>) -> Result<Vec<u32>, String> {
     if uids.contains(&OVERFLOW_UID) {
         return Err(format!(
             "allow_uids: {OVERFLOW_UID} (nobody) is refused: under the unit's PrivateUsers=yes every other local user appears as {OVERFLOW_UID}, so it would admit them all; set PrivateUsers=no and list the real uids instead"
+        ));
+    }
+    Ok(uids)
+}
+
+fn check_listener_uids(uids: Vec<u32>) -> Result<Vec<u32>, String> {
+    if uids.contains(&OVERFLOW_UID) {
+        return Err(format!(
+            "loopback_listener_uids: {OVERFLOW_UID} (nobody) is refused: under the unit's PrivateUsers=yes every other local user's socket appears as {OVERFLOW_UID}; give the service TLS, or set PrivateUsers=no and list its real uid"
         ));
     }
     Ok(uids)

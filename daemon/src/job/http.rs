@@ -32,6 +32,8 @@ pub struct Upstream {
     settings: ClientSettings,
     max_body: usize,
     timeout: Duration,
+    /// `loopback_listener_uids` (see [`super::listener`]).
+    listener_uids: Vec<u32>,
 }
 
 /// What a client is built from: parsed once at start, so a rebuild cannot
@@ -147,6 +149,7 @@ impl Upstream {
             settings,
             max_body: config.max_body,
             timeout: config.request_timeout,
+            listener_uids: config.loopback_listener_uids.clone(),
         })
     }
 
@@ -243,6 +246,7 @@ impl Upstream {
                     "the vault was locked before this request was sent (nothing more was sent): run `vaultctl unlock`",
                 ));
             }
+            self.check_listener(&url)?;
             let mut hop_headers = header_map.clone();
             if let Some((cfg, key)) = &signing {
                 // Each hop is signed for its own method, URL and body.
@@ -317,6 +321,25 @@ impl Upstream {
                 origin,
             });
         }
+    }
+
+    /// Before anything goes over plain http to loopback: every socket
+    /// listening there must be trusted (see [`super::listener`]).
+    fn check_listener(&self, url: &Url) -> Result<(), ErrorReply> {
+        if url.scheme() != "http" {
+            return Ok(());
+        }
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        if !ip.is_loopback() {
+            return Ok(());
+        }
+        let port = url.port_or_known_default().unwrap_or(80);
+        super::listener::check(std::net::SocketAddr::new(ip, port), &self.listener_uids)
+            .map_err(|e| ErrorReply::new(ErrorCode::PolicyRefused, e.to_string()))
     }
 
     /// Reads the whole body (bounded) into a buffered response.

@@ -4,6 +4,7 @@
 pub mod epoch;
 pub mod explain;
 pub mod http;
+pub mod listener;
 pub mod policy;
 pub mod redact;
 pub mod sign;
