@@ -5,7 +5,7 @@
 
 mod config;
 mod connection;
-mod handlers;
+mod dispatch;
 mod harden;
 mod job;
 mod paths;
@@ -21,7 +21,7 @@ mod vault;
 // fuzz targets use. Everything else is private, so the compiler reports
 // what nothing uses.
 pub use config::Config;
-pub use handlers::handle;
+pub use dispatch::handle;
 pub use harden::harden_process;
 pub use paths::{default_config, default_socket, default_vault};
 pub use peer::Peer;

@@ -1,21 +1,18 @@
-//! One function per request: turns a decoded [`Request`] into a [`Response`].
+//! One function per request: turns a decoded [`Request`] into a
+//! [`Response`]. Jobs run on the connection itself ([`crate::job::stream`]),
+//! since their bodies and replies flow in chunks.
 
-use std::time::Duration;
-
-use bytes::Bytes;
 use proto::{
     CredentialSpec, ErrorCode, ErrorReply, JobRequest, Request, Response, Secret, StatusInfo,
     VaultState,
 };
-use reqwest::Method;
 
-use crate::job::http::{Prepared, policy_reply};
 use crate::job::policy::{self, Policy};
 use crate::job::sign;
+use crate::job::stream;
 use crate::peer::Peer;
 use crate::secure::Shielded;
 use crate::state::{State, Unlocker, check_passphrase_shape, no_such};
-use crate::text::log_field;
 use crate::vault::store::{StoredCredential, now_secs, validate_name};
 
 fn bad(msg: impl Into<String>) -> ErrorReply {
@@ -55,6 +52,25 @@ fn owner_uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
+/// Serves one request on `stream`: a job runs there in chunks, anything
+/// else gets one reply. Returns whether the connection can carry on.
+pub async fn serve<S>(state: &State, peer: &Peer, req: Request, stream: &mut S) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match req {
+        Request::Job(job) => stream::buffered(stream, state, peer, job).await,
+        Request::StreamJob { job, body_follows } => {
+            stream::streamed(stream, state, peer, job, body_follows).await
+        }
+        other => {
+            let resp = handle(state, peer, other).await;
+            proto::frame::write_frame_async(stream, &resp).await.is_ok()
+        }
+    }
+}
+
+/// The reply to a request that is not a job.
 pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
     if peer.uid != owner_uid() {
         if let Some(what) = owner_only(&req) {
@@ -90,8 +106,8 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::Remove { name } => remove(state, name).await,
         Request::List => state.list().map(Response::List),
         Request::AddKeyfile { passphrase, key } => add_keyfile(state, passphrase, key).await,
-        // The connection runs jobs itself, so their writes to the client
-        // end with the job (deadline, lock).
+        // `serve` runs jobs on the connection, so their writes to the
+        // client end with the job (deadline, lock).
         Request::Job(_) | Request::StreamJob { .. } => Err(ErrorReply::new(
             ErrorCode::Internal,
             "a job reached the wrong handler",
@@ -321,152 +337,6 @@ async fn backup(state: &State, peer: &Peer) -> Result<Response, ErrorReply> {
         peer.pid_str()
     );
     Ok(Response::Backup { sealed })
-}
-
-/// What the audit line of a job names (never a value).
-pub struct Audit {
-    credential: String,
-    method: String,
-    origin: String,
-    path: String,
-}
-
-impl Audit {
-    /// What can be said of a job before (or without) its policy check: the
-    /// URL as the client sent it, parsed best effort (never its query or
-    /// userinfo), for the line of a refused job.
-    fn unchecked(credential: &str, method: &str, url: &str) -> Audit {
-        let (origin, path) = match url::Url::parse(url) {
-            Ok(u) => (u.origin().ascii_serialization(), u.path().to_owned()),
-            Err(_) => ("?".to_owned(), "?".to_owned()),
-        };
-        Audit {
-            credential: log_field(credential),
-            method: log_field(method),
-            origin: log_field(&origin),
-            path: log_field(&path),
-        }
-    }
-
-    /// One line per job when `audit = true`: who asked (pid, uid,
-    /// executable), with which credential, for what (method, origin, path)
-    /// and how it ended: the HTTP status, `refused(Code)` when nothing was
-    /// sent, `failed(Code)` when sending failed. Never a value, header or
-    /// query.
-    pub fn log(&self, state: &State, peer: &Peer, outcome: Result<u16, &ErrorReply>) {
-        let status = match outcome {
-            Ok(s) => s.to_string(),
-            Err(e) => format!("failed({:?})", e.code),
-        };
-        self.line(state, peer, &status);
-    }
-
-    /// The line of a job refused before anything was sent.
-    fn log_refused(&self, state: &State, peer: &Peer, e: &ErrorReply) {
-        self.line(state, peer, &format!("refused({:?})", e.code));
-    }
-
-    fn line(&self, state: &State, peer: &Peer, status: &str) {
-        if !state.config.audit {
-            return;
-        }
-        tracing::info!(
-            target: "audit",
-            "audit: job pid={} uid={} exe={} credential={} method={} origin={} path={} status={status}",
-            peer.pid_str(),
-            peer.uid,
-            log_field(&peer.exe()),
-            self.credential,
-            self.method,
-            self.origin,
-            self.path,
-        );
-    }
-}
-
-/// Checks a job against its credential's policy and builds what the HTTP
-/// side needs. Nothing is sent here.
-pub fn prepare_job(
-    state: &State,
-    peer: &Peer,
-    job: JobRequest,
-) -> Result<(Prepared, Audit), ErrorReply> {
-    // A refused job gets its audit line here; the caller logs the outcome
-    // of one that goes ahead.
-    let unchecked = state
-        .config
-        .audit
-        .then(|| Audit::unchecked(&job.credential, &job.method, &job.url));
-    let result = check_job(state, peer, job);
-    if let (Err(e), Some(audit)) = (&result, unchecked) {
-        audit.log_refused(state, peer, e);
-    }
-    result
-}
-
-fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, Audit), ErrorReply> {
-    let JobRequest {
-        credential,
-        method,
-        url,
-        headers,
-        body,
-        follow_redirects,
-        timeout_ms,
-    } = job;
-    let method = Method::from_bytes(method.as_bytes())
-        .map_err(|_| bad(format!("invalid method {method:?}")))?;
-    if body
-        .as_ref()
-        .is_some_and(|b| b.len() > state.upstream.max_body())
-    {
-        return Err(ErrorReply::new(
-            ErrorCode::TooLarge,
-            format!(
-                "request body exceeds max_body ({} bytes)",
-                state.upstream.max_body()
-            ),
-        ));
-    }
-    let lease = state.lease(&credential)?;
-    Policy::check_headers(&lease.injection, &headers).map_err(policy_reply)?;
-    lease
-        .policy
-        .check_method_overrides(&headers)
-        .map_err(policy_reply)?;
-    let (url, origin) = match lease.policy.check(method.as_str(), &url) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(
-                "job refused: credential {credential:?}, pid {}: {e}",
-                peer.pid_str()
-            );
-            return Err(policy_reply(e));
-        }
-    };
-    state.record_use(&credential);
-    let audit = Audit {
-        path: log_field(url.path()),
-        method: log_field(method.as_str()),
-        origin: log_field(&origin.to_string()),
-        credential: log_field(&credential),
-    };
-    let prepared = Prepared {
-        url,
-        origin,
-        method,
-        headers,
-        body: body.map(Bytes::from),
-        follow_redirects,
-        timeout: timeout_ms.map(Duration::from_millis),
-        policy: lease.policy,
-        injection: lease.injection,
-        token: lease.token,
-        neighbours: lease.neighbours,
-        client: lease.client,
-        epoch: lease.epoch,
-    };
-    Ok((prepared, audit))
 }
 
 /// A token must be a valid header value; a signing key must load as a key

@@ -1,0 +1,414 @@
+//! Running a job on the client's connection, buffered or streamed.
+//!
+//! A streamed job is three named steps: [`gather_body_to_sign`] (a signed
+//! request's body must be whole before its headers are written),
+//! [`pump_upload`] (client chunks to the upstream) and [`relay_download`]
+//! (the redacted response back in chunks). The whole job, every read from
+//! and write to the client included, ends at its deadline and when the
+//! vault locks: a client that stops reading cannot keep the job, its
+//! upstream connection and its token alive.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use proto::frame::{encode_frame, read_frame_async, write_frame_async};
+use proto::{ErrorCode, ErrorReply, JobRequest, Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use zeroize::Zeroizing;
+
+use super::audit::Audit;
+use super::epoch::Epoch;
+use super::http::{ChannelBody, Prepared, REDACT_INLINE_MAX, Started, within};
+use super::prepare::prepare_job;
+use super::redact::StreamRedactor;
+use crate::peer::Peer;
+use crate::state::State;
+
+/// How long vaultd tries to tell a client that its job was cut short. The
+/// job (and its token) is gone by then; this only bounds the connection.
+const FAREWELL: Duration = Duration::from_secs(2);
+
+fn locked_meanwhile() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::Locked,
+        "the vault was locked during this transfer, which was cut short: run `vaultctl unlock`",
+    )
+}
+
+fn timed_out(limit: Duration) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::Upstream,
+        format!(
+            "request timed out after {}",
+            humantime::format_duration(limit)
+        ),
+    )
+}
+
+fn too_large(which: &str, max: usize) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::TooLarge,
+        format!("{which} body exceeds max_body ({max} bytes)"),
+    )
+}
+
+/// Runs a buffered job. The job ends when the vault locks, and its reply
+/// must be written within the job's deadline and before a lock: a client
+/// that never reads cannot hold the connection, and one that asked before
+/// a `lock` gets `Locked` rather than the body. Returns whether the
+/// connection can carry on.
+pub async fn buffered<S>(stream: &mut S, state: &State, peer: &Peer, job: JobRequest) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    let (prepared, audit) = match prepare_job(state, peer, job) {
+        Ok(v) => v,
+        Err(e) => return write_frame_async(stream, &Response::Error(e)).await.is_ok(),
+    };
+    let limit = state.upstream.limit(&prepared);
+    let deadline = Instant::now() + limit;
+    let epoch = prepared.epoch.clone();
+    let result = tokio::select! {
+        r = state.upstream.run(prepared) => r,
+        () = epoch.ended() => Err(locked_meanwhile()),
+    };
+    audit.log(state, peer, result.as_ref().map(|r| r.status));
+    let resp = match result {
+        Ok(_) if !epoch.is_current() => Response::Error(locked_meanwhile()),
+        Ok(r) => Response::Job(r),
+        Err(e) => Response::Error(e),
+    };
+    // A body whose write meets a lock is cut off mid-frame: finishing it
+    // would deliver it. (An error reply, `Locked` included, is let through.)
+    let body = matches!(resp, Response::Job(_));
+    tokio::select! {
+        r = write_frame_async(stream, &resp) => r.is_ok(),
+        () = epoch.ended(), if body => false,
+        () = tokio::time::sleep_until(deadline) => false,
+    }
+}
+
+/// Runs a streamed job: the request body (if any) flows from the socket to
+/// the upstream and the response body back, in chunks, so memory stays flat
+/// whatever the size. Returns whether the connection can carry on; after an
+/// error mid-stream it is closed, which is also how either side cancels.
+pub async fn streamed<S>(
+    stream: &mut S,
+    state: &State,
+    peer: &Peer,
+    job: JobRequest,
+    body_follows: bool,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (prepared, audit) = match prepare_job(state, peer, job) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = write_frame_async(stream, &Response::Error(e)).await;
+            return !body_follows;
+        }
+    };
+    let limit = state.upstream.limit(&prepared);
+    let deadline = Instant::now() + limit;
+    let epoch = prepared.epoch.clone();
+    let (rd, wr) = tokio::io::split(stream);
+    let mut out = Replies::new(wr);
+    let job = Streamed {
+        state,
+        peer,
+        audit: &audit,
+        max: state.upstream.max_body(),
+        deadline,
+    };
+    let result = tokio::select! {
+        r = job.run(prepared, body_follows, rd, &mut out) => r,
+        () = epoch.ended() => Err(Failed::logged(&job, locked_meanwhile())),
+        () = tokio::time::sleep_until(deadline) => Err(Failed::logged(&job, timed_out(limit))),
+    };
+    match result {
+        Ok(carry_on) => carry_on,
+        Err(f) => {
+            // The job, its upstream connection and its token are gone; a
+            // client that stopped reading gets FAREWELL to take the rest of
+            // the frame it was in and the error, and is then cut off.
+            let farewell =
+                async { out.finish().await && out.send(&Response::Error(f.reply)).await };
+            let said = matches!(timeout(FAREWELL, farewell).await, Ok(true));
+            said && f.carry_on
+        }
+    }
+}
+
+/// What every step of a streamed job needs.
+struct Streamed<'a> {
+    state: &'a State,
+    peer: &'a Peer,
+    audit: &'a Audit,
+    max: usize,
+    deadline: Instant,
+}
+
+/// A streamed job that ended in an error reply.
+struct Failed {
+    reply: ErrorReply,
+    /// Whether the connection is still in step (no body left unread).
+    carry_on: bool,
+}
+
+impl Failed {
+    fn closing(reply: ErrorReply) -> Failed {
+        Failed {
+            reply,
+            carry_on: false,
+        }
+    }
+
+    /// With the job's audit line (a failure after the policy let it go).
+    fn logged(job: &Streamed<'_>, reply: ErrorReply) -> Failed {
+        job.audit.log(job.state, job.peer, Err(&reply));
+        Failed::closing(reply)
+    }
+}
+
+impl Streamed<'_> {
+    /// The steps in order; cancelled from outside by lock or deadline.
+    async fn run<R, W>(
+        &self,
+        mut prepared: Prepared,
+        mut body_follows: bool,
+        mut rd: R,
+        out: &mut Replies<W>,
+    ) -> Result<bool, Failed>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        if body_follows && matches!(prepared.injection, proto::Injection::Sign { .. }) {
+            let body = gather_body_to_sign(&mut rd, self.max.min(proto::MAX_BODY))
+                .await
+                .map_err(Failed::closing)?;
+            prepared.body = Some(body);
+            body_follows = false;
+        }
+        let epoch = prepared.epoch.clone();
+        let (started, uploaded) = self.send(prepared, body_follows, rd).await?;
+        let carry_on = self.relay_download(started, &epoch, out).await?;
+        Ok(carry_on && uploaded)
+    }
+
+    /// Sends the request, pumping the client's upload into it when a body
+    /// follows, until the response's head arrives. Also returns whether the
+    /// upload was read to its end (if the upstream answered first, the
+    /// connection is closed after the response rather than read on).
+    async fn send<R>(
+        &self,
+        prepared: Prepared,
+        body_follows: bool,
+        rd: R,
+    ) -> Result<(Started, bool), Failed>
+    where
+        R: AsyncRead + Unpin,
+    {
+        let limit = self.deadline.saturating_duration_since(Instant::now());
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let body = body_follows.then(|| ChannelBody::body(rx));
+        let pump = pump_upload(rd, tx, self.max, prepared.epoch.clone(), body_follows);
+        let send = within(limit, self.state.upstream.send(prepared, body));
+        tokio::pin!(pump, send);
+        let mut uploaded = !body_follows;
+        let started = loop {
+            tokio::select! {
+                r = &mut pump, if !uploaded => {
+                    uploaded = true;
+                    if let Err(e) = r {
+                        tracing::debug!("pid {}: streamed upload failed: {}", self.peer.pid_str(), e.message);
+                        return Err(Failed::closing(e));
+                    }
+                }
+                r = &mut send => break r,
+            }
+        };
+        match started {
+            Ok(s) => Ok((s, uploaded)),
+            Err(e) => {
+                self.audit.log(self.state, self.peer, Err(&e));
+                Err(Failed {
+                    reply: e,
+                    carry_on: uploaded,
+                })
+            }
+        }
+    }
+
+    /// The head, then the redacted body in chunks, then `End`. Large
+    /// pieces are searched off the async workers, so the other clients
+    /// they serve are not kept waiting.
+    async fn relay_download<W>(
+        &self,
+        mut started: Started,
+        epoch: &Epoch,
+        out: &mut Replies<W>,
+    ) -> Result<bool, Failed>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        let status = started.head.status;
+        if !out.send(&Response::Head(started.head.clone())).await {
+            return Ok(false);
+        }
+        let mut redactor = StreamRedactor::new(started.redactor.clone());
+        let mut pending: Vec<u8> = Vec::new();
+        let mut total = 0usize;
+        loop {
+            match started.chunk().await {
+                Ok(Some(_)) if !epoch.is_current() => {
+                    return Err(Failed::logged(self, locked_meanwhile()));
+                }
+                Ok(Some(piece)) => {
+                    total += piece.len();
+                    if total > self.max {
+                        return Err(Failed::logged(self, too_large("response", self.max)));
+                    }
+                    if redactor.pending_len(piece.len()) > REDACT_INLINE_MAX
+                        && tokio::runtime::Handle::current().runtime_flavor()
+                            == tokio::runtime::RuntimeFlavor::MultiThread
+                    {
+                        pending.extend(tokio::task::block_in_place(|| redactor.push(&piece)));
+                    } else {
+                        pending.extend(redactor.push(&piece));
+                    }
+                    if pending.len() >= proto::CHUNK {
+                        let chunk = std::mem::take(&mut pending);
+                        if !out.send(&Response::Chunk(chunk)).await {
+                            // The client went away: dropping the response
+                            // cancels the upstream.
+                            return Ok(false);
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Failed::logged(self, e)),
+            }
+        }
+        pending.extend(redactor.finish());
+        if !pending.is_empty() && !out.send(&Response::Chunk(pending)).await {
+            return Ok(false);
+        }
+        self.audit.log(self.state, self.peer, Ok(status));
+        Ok(out.send(&Response::End).await)
+    }
+}
+
+/// Client to upstream: chunks until the client's `End` (dropping `tx`
+/// ends the body); an error aborts the upstream request through the body.
+/// A `lock` while the body flows ends it: the token's copies (in the
+/// redactor, in the connection) go with the job.
+async fn pump_upload<R>(
+    mut rd: R,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    max: usize,
+    epoch: Epoch,
+    body_follows: bool,
+) -> Result<(), ErrorReply>
+where
+    R: AsyncRead + Unpin,
+{
+    if !body_follows {
+        return Ok(());
+    }
+    let mut total = 0usize;
+    loop {
+        let fail = match read_frame_async::<_, Request>(&mut rd).await {
+            Ok(Some(Request::Chunk(_))) if !epoch.is_current() => locked_meanwhile(),
+            Ok(Some(Request::Chunk(c))) => {
+                total += c.len();
+                if total > max {
+                    too_large("request", max)
+                } else {
+                    // The upstream may stop reading (early response): fine.
+                    let _ = tx.send(Ok(Bytes::from(c))).await;
+                    continue;
+                }
+            }
+            Ok(Some(Request::End)) => return Ok(()),
+            Ok(Some(_)) => ErrorReply::new(ErrorCode::BadRequest, "expected a body chunk"),
+            Ok(None) | Err(_) => {
+                ErrorReply::new(ErrorCode::BadRequest, "client went away mid-upload")
+            }
+        };
+        let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
+        return Err(fail);
+    }
+}
+
+/// A signed request's body, whole: Content-Digest covers it and goes in
+/// the headers. Held in memory, so at most `max` bytes.
+async fn gather_body_to_sign<R>(rd: &mut R, max: usize) -> Result<Bytes, ErrorReply>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut body = Vec::new();
+    loop {
+        match read_frame_async::<_, Request>(rd).await {
+            Ok(Some(Request::Chunk(c))) => {
+                if body.len() + c.len() > max {
+                    return Err(ErrorReply::new(
+                        ErrorCode::TooLarge,
+                        format!("a signed request body is held in memory: at most {max} bytes"),
+                    ));
+                }
+                body.extend_from_slice(&c);
+            }
+            Ok(Some(Request::End)) => return Ok(Bytes::from(body)),
+            _ => {
+                return Err(ErrorReply::new(
+                    ErrorCode::BadRequest,
+                    "client went away mid-upload",
+                ));
+            }
+        }
+    }
+}
+
+/// The replies of a streamed job. Cancel-safe: the frame being written
+/// and how much of it has gone are kept here, so when lock or the deadline
+/// cancels the job mid-write, the frame can still be finished (it holds
+/// only redacted bytes) and followed by the error that says why.
+struct Replies<W> {
+    wr: W,
+    frame: Zeroizing<Vec<u8>>,
+    sent: usize,
+}
+
+impl<W: AsyncWrite + Unpin> Replies<W> {
+    fn new(wr: W) -> Replies<W> {
+        Replies {
+            wr,
+            frame: Zeroizing::new(Vec::new()),
+            sent: 0,
+        }
+    }
+
+    async fn send(&mut self, resp: &Response) -> bool {
+        match encode_frame(resp) {
+            Ok(frame) => self.frame = frame,
+            Err(_) => return false,
+        }
+        self.sent = 0;
+        self.finish().await
+    }
+
+    /// Writes what is left of the current frame.
+    async fn finish(&mut self) -> bool {
+        while self.sent < self.frame.len() {
+            match self.wr.write(&self.frame[self.sent..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => self.sent += n,
+            }
+        }
+        self.wr.flush().await.is_ok()
+    }
+}
