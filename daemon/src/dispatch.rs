@@ -307,7 +307,7 @@ async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, 
         })
         .await?;
     // The old value may sit in pooled connections' buffers: drop them.
-    state.upstream.reset();
+    state.http.reset();
     tracing::info!("credential {log_name:?} rotated");
     Ok(Response::Done)
 }
@@ -324,7 +324,7 @@ async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
         })
         .await?;
     // Its value may sit in pooled connections' buffers: drop them.
-    state.upstream.reset();
+    state.http.reset();
     tracing::info!("credential {log_name:?} removed");
     Ok(Response::Done)
 }

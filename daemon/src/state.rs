@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::job::epoch::{Epoch, Epochs};
-use crate::job::http::{Upstream, policy_reply};
+use crate::job::http::{HttpPool, policy_reply};
 use crate::job::policy::Policy;
 use crate::vault::store::Contents;
 use crate::vault::{self, DataKey, KdfParams, VaultError, VaultFile};
@@ -67,7 +67,7 @@ pub struct State {
     pub config: Config,
     pub vault_path: PathBuf,
     pub started: Instant,
-    pub upstream: Upstream,
+    pub http: HttpPool,
     kdf: KdfParams,
     vault: RwLock<Option<Unlocked>>,
     /// Serializes writers (and unlock attempts); readers never wait on disk.
@@ -130,12 +130,12 @@ impl State {
             Ok(false) => {}
             Err(e) => return Err(e.to_string()),
         }
-        let upstream = Upstream::new(&config)?;
+        let http = HttpPool::new(&config)?;
         Ok(State {
             config,
             vault_path,
             started: Instant::now(),
-            upstream,
+            http,
             kdf: KdfParams::DEFAULT,
             vault: RwLock::new(None),
             writer: tokio::sync::Mutex::new(()),
@@ -189,7 +189,7 @@ impl State {
             guard.take().is_some()
         };
         if was_unlocked {
-            self.upstream.reset();
+            self.http.reset();
         }
         was_unlocked
     }
@@ -508,7 +508,7 @@ impl State {
             injection,
             token,
             neighbours,
-            client: self.upstream.client(),
+            client: self.http.client(),
             epoch: self.epoch.current(),
         })
     }

@@ -57,7 +57,7 @@ pub fn explain(
         Injection::Header { name } => vec![format!("{name}: <the credential's token>")],
         Injection::Bearer => vec!["Authorization: Bearer <the credential's token>".to_owned()],
         Injection::Sign { .. } => {
-            let cfg = sign::Config::of(injection).ok_or_else(|| {
+            let cfg = sign::SignSpec::of(injection).ok_or_else(|| {
                 ErrorReply::new(ErrorCode::Internal, "signing credential without settings")
             })?;
             let mut map = match header_map(&headers) {

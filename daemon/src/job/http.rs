@@ -23,11 +23,11 @@ use crate::config::Config;
 const MAX_REDIRECTS: usize = 20;
 
 /// The daemon's HTTP client: shared by every job, so TLS sessions and
-/// connections stay warm. Rebuilt (see [`Upstream::reset`]) when the vault
+/// connections stay warm. Rebuilt (see [`HttpPool::reset`]) when the vault
 /// locks or a value is removed or rotated, because pooled connections keep
 /// the last request's headers, the injected token among them, in their
 /// buffers until they are dropped.
-pub struct Upstream {
+pub struct HttpPool {
     client: RwLock<reqwest::Client>,
     settings: ClientSettings,
     max_body: usize,
@@ -118,8 +118,8 @@ pub struct Prepared {
     pub epoch: super::epoch::Epoch,
 }
 
-impl Upstream {
-    pub fn new(config: &Config) -> Result<Upstream, String> {
+impl HttpPool {
+    pub fn new(config: &Config) -> Result<HttpPool, String> {
         // Several daemons may share a test process; a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut settings = ClientSettings {
@@ -144,7 +144,7 @@ impl Upstream {
             settings.certs.extend(certs);
         }
         let client = settings.build()?;
-        Ok(Upstream {
+        Ok(HttpPool {
             client: RwLock::new(client),
             settings,
             max_body: config.max_body,
@@ -230,7 +230,7 @@ impl Upstream {
         let header_map = build_headers(&headers, &injection, &token)?;
         // A signing key is needed again at every hop; any other token is
         // already in the (sensitive) header and dropped here.
-        let signing = sign::Config::of(&injection).map(|cfg| (cfg, token));
+        let signing = sign::SignSpec::of(&injection).map(|cfg| (cfg, token));
         if signing.is_some() && streamed.is_some() {
             return Err(ErrorReply::new(
                 ErrorCode::Internal,

@@ -49,13 +49,13 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
     })?;
     if body
         .as_ref()
-        .is_some_and(|b| b.len() > state.upstream.max_body())
+        .is_some_and(|b| b.len() > state.http.max_body())
     {
         return Err(ErrorReply::new(
             ErrorCode::TooLarge,
             format!(
                 "request body exceeds max_body ({} bytes)",
-                state.upstream.max_body()
+                state.http.max_body()
             ),
         ));
     }

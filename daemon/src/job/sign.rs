@@ -104,7 +104,7 @@ pub enum SignError {
 
 /// The signing settings of a credential, taken from its `Injection::Sign`.
 #[derive(Debug, Clone, Copy)]
-pub struct Config<'a> {
+pub struct SignSpec<'a> {
     pub alg: SigAlg,
     pub keyid: Option<&'a str>,
     pub ttl_secs: Option<u64>,
@@ -112,15 +112,15 @@ pub struct Config<'a> {
     pub components: &'a [String],
 }
 
-impl<'a> Config<'a> {
-    pub fn of(injection: &'a Injection) -> Option<Config<'a>> {
+impl<'a> SignSpec<'a> {
+    pub fn of(injection: &'a Injection) -> Option<SignSpec<'a>> {
         match injection {
             Injection::Sign {
                 alg,
                 keyid,
                 ttl_secs,
                 components,
-            } => Some(Config {
+            } => Some(SignSpec {
                 alg: *alg,
                 keyid: keyid.as_deref(),
                 ttl_secs: *ttl_secs,
@@ -372,10 +372,10 @@ pub fn sign_base(alg: SigAlg, key: &[u8], base: &[u8]) -> Result<Vec<u8>, SignEr
 }
 
 /// A request made ready to sign: `Content-Digest` in place, base computed.
-/// Splitting this from [`Prepared::sign`] lets `explain` run every check
+/// Splitting this from [`ToSign::sign`] lets `explain` run every check
 /// without touching the key.
 #[derive(Debug)]
-pub struct Prepared {
+pub struct ToSign {
     pub alg: SigAlg,
     /// `(...)`;params, as in `Signature-Input` after the label.
     pub params: String,
@@ -395,13 +395,13 @@ fn percent(ch: char) -> String {
 /// Adds `Content-Digest` (when covered) to `headers`, after removing any
 /// signing header a previous hop left, and builds the signature base.
 pub fn prepare(
-    cfg: &Config<'_>,
+    cfg: &SignSpec<'_>,
     method: &str,
     url: &Url,
     headers: &mut HeaderMap,
     body: Option<&[u8]>,
     now: u64,
-) -> Result<Prepared, SignError> {
+) -> Result<ToSign, SignError> {
     if let Some(ch) = url[url::Position::BeforePath..]
         .chars()
         .find(|c| NOT_RFC3986.contains(c))
@@ -440,7 +440,7 @@ pub fn prepare(
         body,
     };
     let base = signature_base(&components, &msg, &params)?;
-    Ok(Prepared {
+    Ok(ToSign {
         alg: cfg.alg,
         params,
         base,
@@ -448,7 +448,7 @@ pub fn prepare(
     })
 }
 
-impl Prepared {
+impl ToSign {
     /// Signs and adds `Signature-Input` and `Signature`.
     pub fn sign(self, key: &[u8], headers: &mut HeaderMap) -> Result<(), SignError> {
         let sig = sign_base(self.alg, key, &self.base)?;
@@ -466,7 +466,7 @@ impl Prepared {
     /// What `explain` shows: the headers that would be added, with the
     /// parameters known in advance and placeholders for the timestamps
     /// (taken when the request is sent) and for every computed value.
-    pub fn describe(&self, cfg: &Config<'_>) -> Vec<String> {
+    pub fn describe(&self, cfg: &SignSpec<'_>) -> Vec<String> {
         let mut out = Vec::new();
         if self.digest.is_some() {
             out.push("Content-Digest: sha-256=:<SHA-256 of the body>:".to_owned());
@@ -755,7 +755,7 @@ MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // Stale signing headers from a previous hop are replaced.
         h.insert("signature", HeaderValue::from_static("sig1=:old:"));
-        let cfg = Config {
+        let cfg = SignSpec {
             alg: SigAlg::HmacSha256,
             keyid: Some("k1"),
             ttl_secs: Some(60),
@@ -826,7 +826,7 @@ MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
     fn covered_headers_must_be_printable_ascii() {
         let url = Url::parse("https://example.com/").unwrap();
         let comps = strings(&["@method", "x-name"]);
-        let cfg = Config {
+        let cfg = SignSpec {
             alg: SigAlg::HmacSha256,
             keyid: None,
             ttl_secs: None,
@@ -838,7 +838,7 @@ MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
         assert!(matches!(e, SignError::NonAscii { .. }), "{e}");
         assert!(e.to_string().contains("x-name"), "{e}");
         // Not covered: not part of the base, so not refused.
-        let cfg = Config {
+        let cfg = SignSpec {
             components: &[],
             ..cfg
         };
@@ -847,7 +847,7 @@ MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
 
     #[test]
     fn urls_with_characters_outside_rfc3986_are_refused() {
-        let cfg = Config {
+        let cfg = SignSpec {
             alg: SigAlg::HmacSha256,
             keyid: None,
             ttl_secs: None,
@@ -882,7 +882,7 @@ MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
     fn covered_headers_must_be_present() {
         let url = Url::parse("https://example.com/").unwrap();
         let comps = strings(&["@method", "date"]);
-        let cfg = Config {
+        let cfg = SignSpec {
             alg: SigAlg::HmacSha256,
             keyid: None,
             ttl_secs: None,

@@ -67,11 +67,11 @@ where
         Ok(v) => v,
         Err(e) => return write_frame_async(stream, &Response::Error(e)).await.is_ok(),
     };
-    let limit = state.upstream.limit(&prepared);
+    let limit = state.http.limit(&prepared);
     let deadline = Instant::now() + limit;
     let epoch = prepared.epoch.clone();
     let result = tokio::select! {
-        r = state.upstream.run(prepared) => r,
+        r = state.http.run(prepared) => r,
         () = epoch.ended() => Err(locked_meanwhile()),
     };
     audit.log(state, peer, result.as_ref().map(|r| r.status));
@@ -111,7 +111,7 @@ where
             return !body_follows;
         }
     };
-    let limit = state.upstream.limit(&prepared);
+    let limit = state.http.limit(&prepared);
     let deadline = Instant::now() + limit;
     let epoch = prepared.epoch.clone();
     let (rd, wr) = tokio::io::split(stream);
@@ -120,7 +120,7 @@ where
         state,
         peer,
         audit: &audit,
-        max: state.upstream.max_body(),
+        max: state.http.max_body(),
         deadline,
     };
     let result = tokio::select! {
@@ -216,7 +216,7 @@ impl Streamed<'_> {
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let body = body_follows.then(|| ChannelBody::body(rx));
         let pump = pump_upload(rd, tx, self.max, prepared.epoch.clone(), body_follows);
-        let send = within(limit, self.state.upstream.send(prepared, body));
+        let send = within(limit, self.state.http.send(prepared, body));
         tokio::pin!(pump, send);
         let mut uploaded = !body_follows;
         let started = loop {

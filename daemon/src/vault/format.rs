@@ -260,7 +260,7 @@ impl VaultFile {
     }
 
     /// Replace the passphrase slot, wrapping `key` (a fresh data key on
-    /// passwd, see `handlers::rekey`). Fresh salt and nonce; `params` may
+    /// passwd, see `dispatch::rekey`). Fresh salt and nonce; `params` may
     /// differ from the old ones.
     pub fn set_passphrase(
         &mut self,
