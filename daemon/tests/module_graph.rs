@@ -5,8 +5,10 @@
 //! fails, naming the cycle, when two modules come to depend on each other.
 //!
 //! A module's own ancestors are not counted: a parent is the namespace its
-//! children share (`vault::VaultError`), and re-exports (`pub use`) are
-//! not dependencies.
+//! children share (`vault::VaultError`). A re-export (`pub use`) is not a
+//! dependency of the module that makes it, but a path through one counts
+//! as a dependency on the module the item comes from, so a re-export
+//! cannot hide a cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -121,6 +123,49 @@ fn paths(module: &str, code: &str) -> Vec<Vec<String>> {
     found
 }
 
+/// `(module, item) -> child` for every `pub use child::{item, ...}` (or
+/// `pub use child::item`) a module makes.
+fn reexports(modules: &BTreeMap<String, PathBuf>) -> BTreeMap<(String, String), String> {
+    let mut map = BTreeMap::new();
+    for (m, file) in modules {
+        let text = std::fs::read_to_string(file).unwrap();
+        let text = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+        let mut rest = text;
+        while let Some(i) = rest.find("pub use ") {
+            rest = &rest[i + "pub use ".len()..];
+            let stmt = &rest[..rest.find(';').unwrap_or(rest.len())];
+            let (child, items) = match stmt.split_once("::") {
+                Some(v) => v,
+                None => continue,
+            };
+            let child = child.trim();
+            let target = if m.is_empty() {
+                child.to_owned()
+            } else {
+                format!("{m}::{child}")
+            };
+            if !modules.contains_key(&target) {
+                continue;
+            }
+            let items = items.trim().trim_start_matches('{').trim_end_matches('}');
+            for item in items.split(',') {
+                let item = item.trim();
+                let n = ident_len(item);
+                // `a::B` re-exports `B`; `B as C` re-exports `C`.
+                let name = item
+                    .rsplit_once(" as ")
+                    .map(|(_, alias)| alias.trim())
+                    .or_else(|| item.rsplit("::").next())
+                    .unwrap_or(&item[..n]);
+                if !name.is_empty() {
+                    map.insert((m.clone(), name.to_owned()), target.clone());
+                }
+            }
+        }
+    }
+    map
+}
+
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
@@ -129,14 +174,22 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         .into_iter()
         .map(|f| (module_of(&src, &f), f))
         .collect();
+    let reexported = reexports(&modules);
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (m, file) in &modules {
         let text = std::fs::read_to_string(file).unwrap();
-        for mut p in paths(m, &code(&text)) {
+        for full in paths(m, &code(&text)) {
+            let mut p = full.clone();
             while !p.is_empty() && !modules.contains_key(&p.join("::")) {
                 p.pop();
             }
-            let target = p.join("::");
+            let mut target = p.join("::");
+            // Through a re-export: the module the item really comes from.
+            if let Some(item) = full.get(p.len()) {
+                if let Some(origin) = reexported.get(&(target.clone(), item.clone())) {
+                    target = origin.clone();
+                }
+            }
             let ancestor = m == &target || m.starts_with(&format!("{target}::"));
             if target.is_empty() || ancestor {
                 continue;
