@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use interprocess::local_socket::tokio::Stream;
 use proto::frame::{FrameError, read_frame_async, write_frame_async};
-use proto::{ErrorCode, ErrorReply, Hello, Request, Response};
+use proto::{Hello, Request, Response};
 use tokio::time::timeout;
 
 use crate::dispatch;
+use crate::error::{RequestError, reply};
 use crate::peer::Peer;
 use crate::state::State;
 
@@ -44,14 +45,10 @@ pub async fn run(mut stream: Stream, state: Arc<State>, peer: Peer) {
             hello.version,
             proto::PROTOCOL_VERSION
         );
-        let reply = ErrorReply::new(
-            ErrorCode::VersionMismatch,
-            format!(
-                "vaultd speaks protocol {}, the client {}: use matching versions",
-                proto::PROTOCOL_VERSION,
-                hello.version
-            ),
-        );
+        let reply = reply(RequestError::VersionMismatch {
+            ours: proto::PROTOCOL_VERSION,
+            theirs: hello.version,
+        });
         let _ = write_frame_async(&mut stream, &Response::Error(reply)).await;
         return;
     }
@@ -71,8 +68,7 @@ pub async fn run(mut stream: Stream, state: Arc<State>, peer: Peer) {
                 // The frame boundary is intact: answer and carry on, as
                 // ssh-agent answers an unknown request with a failure.
                 tracing::debug!("pid {}: {e}", peer.pid_str());
-                let reply =
-                    Response::Error(ErrorReply::new(ErrorCode::BadRequest, "malformed request"));
+                let reply = Response::Error(reply(RequestError::Malformed));
                 if write_frame_async(&mut stream, &reply).await.is_err() {
                     return;
                 }

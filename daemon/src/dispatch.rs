@@ -2,10 +2,9 @@
 //! [`Response`]. Jobs run on the connection itself ([`crate::job::stream`]),
 //! since their bodies and replies flow in chunks.
 
-use proto::{
-    CredentialSpec, ErrorCode, ErrorReply, JobRequest, Request, Response, Secret, StatusInfo,
-    VaultState,
-};
+use proto::{CredentialSpec, JobRequest, Request, Response, Secret, StatusInfo, VaultState};
+
+use crate::error::{Error, RequestError};
 
 use crate::job::policy::{self, Policy};
 use crate::job::sign;
@@ -15,8 +14,8 @@ use crate::secure::Shielded;
 use crate::state::{State, Unlocker, check_passphrase_shape, no_such};
 use crate::vault::store::{StoredCredential, now_secs, validate_name};
 
-fn bad(msg: impl Into<String>) -> ErrorReply {
-    ErrorReply::new(ErrorCode::BadRequest, msg)
+fn bad(msg: impl Into<String>) -> Error {
+    RequestError::Invalid(msg.into()).into()
 }
 
 /// What a uid listed in `allow_uids` may not ask for: everything but using
@@ -79,19 +78,21 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
                 peer.uid,
                 peer.pid_str()
             );
-            return Response::Error(ErrorReply::new(
-                ErrorCode::PolicyRefused,
-                format!(
-                    "uid {} may only use credentials here (request, explain, list, status, pubkey); `{what}` is for uid {}, the vault's owner",
-                    peer.uid,
-                    owner_uid()
-                ),
-            ));
+            let e = RequestError::OwnerOnly {
+                uid: peer.uid,
+                owner: owner_uid(),
+                what,
+            };
+            return Response::Error(crate::error::reply(e));
         }
     }
     let result = match req {
         Request::Status => Ok(status(state)),
-        Request::Init { passphrase } => state.init(passphrase).await.map(|_| Response::Done),
+        Request::Init { passphrase } => state
+            .init(passphrase)
+            .await
+            .map(|_| Response::Done)
+            .map_err(Error::from),
         Request::Unlock { passphrase } => unlock(state, Unlocker::Passphrase(passphrase)).await,
         Request::UnlockKeyfile { key } => unlock(state, Unlocker::KeyFile(key)).await,
         Request::Lock => {
@@ -104,23 +105,20 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::Add { name, spec, value } => add(state, name, spec, value).await,
         Request::Rotate { name, value } => rotate(state, name, value).await,
         Request::Remove { name } => remove(state, name).await,
-        Request::List => state.list().map(Response::List),
+        Request::List => state.list().map(Response::List).map_err(Error::from),
         Request::AddKeyfile { passphrase, key } => add_keyfile(state, passphrase, key).await,
         // `serve` runs jobs on the connection, so their writes to the
         // client end with the job (deadline, lock).
-        Request::Job(_) | Request::StreamJob { .. } => Err(ErrorReply::new(
-            ErrorCode::Internal,
-            "a job reached the wrong handler",
-        )),
+        Request::Job(_) | Request::StreamJob { .. } => Err(RequestError::MisroutedJob.into()),
         // Pieces of a body outside a streamed job are a client bug.
-        Request::Chunk(_) | Request::End => Err(bad("body chunk outside a streamed job")),
+        Request::Chunk(_) | Request::End => Err(RequestError::StrayChunk.into()),
         Request::AddGenerated { name, spec } => add_generated(state, name, spec).await,
         Request::PublicKey { name } => public_key(state, &name),
         Request::Explain(job) => explain(state, job),
         Request::Backup => backup(state, peer).await,
         Request::RemoveKeyfile { passphrase } => remove_keyfile(state, passphrase).await,
     };
-    result.unwrap_or_else(Response::Error)
+    result.unwrap_or_else(|e| Response::Error(e.into()))
 }
 
 fn status(state: &State) -> Response {
@@ -142,7 +140,7 @@ fn status(state: &State) -> Response {
     })
 }
 
-async fn unlock(state: &State, with: Unlocker) -> Result<Response, ErrorReply> {
+async fn unlock(state: &State, with: Unlocker) -> Result<Response, Error> {
     let how = with.kind();
     match state.unlock(with).await {
         Ok(true) => {
@@ -151,20 +149,20 @@ async fn unlock(state: &State, with: Unlocker) -> Result<Response, ErrorReply> {
         }
         Ok(false) => Ok(Response::Done),
         Err(e) => {
-            tracing::warn!("unlock with {how} failed: {}", e.message);
-            Err(e)
+            tracing::warn!("unlock with {how} failed: {e}");
+            Err(e.into())
         }
     }
 }
 
-async fn passwd(state: &State, old: Secret, new: Secret) -> Result<Response, ErrorReply> {
+async fn passwd(state: &State, old: Secret, new: Secret) -> Result<Response, Error> {
     check_passphrase_shape(&new)?;
     state.verify_passphrase(old).await?;
     let kdf = state.kdf();
     // Argon2id on the async threads would stall other clients for ~0.3 s:
     // derive the new slot on the blocking pool inside the change.
     state
-        .mutate(move |_, file, key| {
+        .mutate(move |_, file, key| -> Result<(), Error> {
             rekey(key)?;
             if file.remove_keyfile() {
                 tracing::warn!(
@@ -172,7 +170,7 @@ async fn passwd(state: &State, old: Secret, new: Secret) -> Result<Response, Err
                 );
             }
             tokio::task::block_in_place(|| file.set_passphrase(key, new.expose(), kdf))
-                .map_err(crate::state::vault_reply)
+                .map_err(Error::from)
         })
         .await?;
     tracing::info!("passphrase changed; vault re-keyed");
@@ -184,35 +182,31 @@ async fn passwd(state: &State, old: Secret, new: Secret) -> Result<Response, Err
 /// would leave the old data key valid, so an old copy of the vault file
 /// plus the old passphrase or a revoked key file would open every later
 /// vault file too.
-fn rekey(key: &mut crate::vault::crypto::DataKey) -> Result<(), ErrorReply> {
-    *key = crate::vault::crypto::DataKey::generate().map_err(crate::state::vault_reply)?;
+fn rekey(key: &mut crate::vault::crypto::DataKey) -> Result<(), Error> {
+    *key = crate::vault::crypto::DataKey::generate()?;
     Ok(())
 }
 
 /// `keyfile remove`: drop the slot and re-key, re-wrapping the passphrase
 /// slot with the passphrase just checked.
-async fn remove_keyfile(state: &State, passphrase: Secret) -> Result<Response, ErrorReply> {
+async fn remove_keyfile(state: &State, passphrase: Secret) -> Result<Response, Error> {
     state.verify_passphrase(passphrase.clone()).await?;
     let kdf = state.kdf();
     state
-        .mutate(move |_, file, key| {
+        .mutate(move |_, file, key| -> Result<(), Error> {
             if !file.remove_keyfile() {
                 return Err(bad("this vault has no key-file slot"));
             }
             rekey(key)?;
             tokio::task::block_in_place(|| file.set_passphrase(key, passphrase.expose(), kdf))
-                .map_err(crate::state::vault_reply)
+                .map_err(Error::from)
         })
         .await?;
     tracing::info!("key-file slot removed; vault re-keyed");
     Ok(Response::Done)
 }
 
-async fn add_keyfile(
-    state: &State,
-    passphrase: Secret,
-    key: Secret,
-) -> Result<Response, ErrorReply> {
+async fn add_keyfile(state: &State, passphrase: Secret, key: Secret) -> Result<Response, Error> {
     let key: [u8; 32] = key
         .expose()
         .try_into()
@@ -221,13 +215,13 @@ async fn add_keyfile(
     state.verify_passphrase(passphrase.clone()).await?;
     let kdf = state.kdf();
     state
-        .mutate(move |_, file, data_key| {
+        .mutate(move |_, file, data_key| -> Result<(), Error> {
             // A replaced key file must open nothing saved from now on.
             rekey(data_key)?;
-            tokio::task::block_in_place(|| file.set_passphrase(data_key, passphrase.expose(), kdf))
-                .map_err(crate::state::vault_reply)?;
-            file.set_keyfile(data_key, &key)
-                .map_err(crate::state::vault_reply)
+            tokio::task::block_in_place(|| {
+                file.set_passphrase(data_key, passphrase.expose(), kdf)
+            })?;
+            file.set_keyfile(data_key, &key).map_err(Error::from)
         })
         .await?;
     tracing::info!("key-file slot set; vault re-keyed");
@@ -239,28 +233,27 @@ async fn add(
     name: String,
     mut spec: CredentialSpec,
     value: Secret,
-) -> Result<Response, ErrorReply> {
-    validate_name(&name).map_err(bad)?;
+) -> Result<Response, Error> {
+    validate_name(&name).map_err(crate::state::StateError::from)?;
     let Some(injection) = spec.injection.take() else {
         return Err(bad(
             "choose how the token is sent: --preset, --header, --bearer or --sign",
         ));
     };
     if let proto::Injection::Header { name } = &injection {
-        policy::validate_header_name(name).map_err(policy_reply_bad)?;
+        policy::validate_header_name(name).map_err(Error::Spec)?;
     }
-    spec.injection = Some(sign::normalize(injection).map_err(bad)?);
-    Policy::from_spec(&spec).map_err(policy_reply_bad)?;
+    spec.injection = Some(sign::normalize(injection)?);
+    Policy::from_spec(&spec).map_err(Error::Spec)?;
     let value = checked_value(spec.injection.as_ref(), value)?;
     let spec = normalize_spec(spec);
     let log_name = name.clone();
     state
-        .mutate(move |contents, _, _| {
+        .mutate(move |contents, _, _| -> Result<(), Error> {
             if contents.credentials.contains_key(&name) {
-                return Err(ErrorReply::new(
-                    ErrorCode::AlreadyExists,
-                    format!("a credential named {name:?} already exists (use `vaultctl rotate` to change its value)"),
-                ));
+                return Err(Error::from(crate::state::StateError::AlreadyExists {
+                    name,
+                }));
             }
             contents.credentials.insert(
                 name,
@@ -288,18 +281,14 @@ fn normalize_spec(mut spec: CredentialSpec) -> CredentialSpec {
     spec
 }
 
-fn policy_reply_bad(e: policy::PolicyError) -> ErrorReply {
-    ErrorReply::new(ErrorCode::BadRequest, e.to_string())
-}
-
-async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, ErrorReply> {
+async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, Error> {
     let log_name = name.clone();
     state
-        .mutate(move |contents, _, _| {
+        .mutate(move |contents, _, _| -> Result<(), Error> {
             let cred = contents
                 .credentials
                 .get_mut(&name)
-                .ok_or_else(|| no_such(&name))?;
+                .ok_or_else(|| Error::from(no_such(&name)))?;
             // What a valid value is depends on the credential's kind.
             let injection = cred.spec.injection.as_ref().map(proto::Injection::from);
             cred.value = checked_value(injection.as_ref(), value)?;
@@ -312,15 +301,15 @@ async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, 
     Ok(Response::Done)
 }
 
-async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
+async fn remove(state: &State, name: String) -> Result<Response, Error> {
     let log_name = name.clone();
     state
-        .mutate(move |contents, _, _| {
+        .mutate(move |contents, _, _| -> Result<(), Error> {
             contents
                 .credentials
                 .remove(&name)
                 .map(drop)
-                .ok_or_else(|| no_such(&name))
+                .ok_or_else(|| Error::from(no_such(&name)))
         })
         .await?;
     // Its value may sit in pooled connections' buffers: drop them.
@@ -329,7 +318,7 @@ async fn remove(state: &State, name: String) -> Result<Response, ErrorReply> {
     Ok(Response::Done)
 }
 
-async fn backup(state: &State, peer: &Peer) -> Result<Response, ErrorReply> {
+async fn backup(state: &State, peer: &Peer) -> Result<Response, Error> {
     let sealed = state.backup().await?;
     tracing::info!(
         "backup of the vault ({} bytes) sent to pid {}",
@@ -341,19 +330,16 @@ async fn backup(state: &State, peer: &Peer) -> Result<Response, ErrorReply> {
 
 /// A token must be a valid header value; a signing key must load as a key
 /// of its algorithm (and is stored in normalized form).
-fn checked_value(
-    injection: Option<&proto::Injection>,
-    value: Secret,
-) -> Result<Shielded, ErrorReply> {
+fn checked_value(injection: Option<&proto::Injection>, value: Secret) -> Result<Shielded, Error> {
     let value = match injection {
-        Some(proto::Injection::Sign { alg, .. }) => sign::import(*alg, value).map_err(bad)?,
+        Some(proto::Injection::Sign { alg, .. }) => sign::import(*alg, value)?,
         _ => {
-            policy::validate_token(value.expose()).map_err(policy_reply_bad)?;
+            policy::validate_token(value.expose()).map_err(Error::Spec)?;
             value
         }
     };
     // The plaintext `value` is zeroized as it goes out of scope here.
-    Shielded::try_from(&value).map_err(|e| ErrorReply::new(ErrorCode::Internal, e.to_string()))
+    Shielded::try_from(&value).map_err(|e| crate::state::StateError::Internal(e.to_string()).into())
 }
 
 /// `add --sign ed25519` without `--import`: the key is born in the daemon.
@@ -361,18 +347,18 @@ async fn add_generated(
     state: &State,
     name: String,
     spec: CredentialSpec,
-) -> Result<Response, ErrorReply> {
+) -> Result<Response, Error> {
     let Some(proto::Injection::Sign { alg, .. }) = &spec.injection else {
         return Err(bad(
             "only a signing credential (--sign) has a generated key",
         ));
     };
-    let key = sign::generate(*alg).map_err(bad)?;
+    let key = sign::generate(*alg)?;
     add(state, name, spec, key).await
 }
 
 /// The Ed25519 public key, to register with the upstream.
-fn public_key(state: &State, name: &str) -> Result<Response, ErrorReply> {
+fn public_key(state: &State, name: &str) -> Result<Response, Error> {
     let lease = state.lease(name)?;
     match &lease.injection {
         proto::Injection::Sign {
@@ -382,8 +368,7 @@ fn public_key(state: &State, name: &str) -> Result<Response, ErrorReply> {
         } => Ok(Response::PublicKey(proto::PublicKeyInfo {
             alg: *alg,
             keyid: keyid.clone(),
-            public_key: sign::public_key(lease.token.expose())
-                .map_err(crate::job::http::sign_reply)?,
+            public_key: sign::public_key(lease.token.expose())?,
         })),
         proto::Injection::Sign { .. } => Err(bad(format!(
             "{name:?} signs with a shared hmac-sha256 secret: it has no public key"
@@ -396,7 +381,7 @@ fn public_key(state: &State, name: &str) -> Result<Response, ErrorReply> {
 
 /// The verdict a job would get, without sending it or counting a use. The
 /// lease's copy of the value is never read and is zeroized when dropped.
-fn explain(state: &State, job: JobRequest) -> Result<Response, ErrorReply> {
+fn explain(state: &State, job: JobRequest) -> Result<Response, Error> {
     let lease = state.lease(&job.credential)?;
     crate::job::explain::explain(&lease.policy, &lease.injection, job).map(Response::Explain)
 }

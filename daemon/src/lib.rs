@@ -6,6 +6,7 @@
 mod config;
 mod connection;
 mod dispatch;
+mod error;
 mod harden;
 mod job;
 mod paths;

@@ -13,10 +13,11 @@ use interprocess::local_socket::traits::StreamCommon as _;
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
-use proto::{ErrorCode, ErrorReply, Hello, Response};
+use proto::{ErrorReply, Hello, Response};
 use tokio::sync::Semaphore;
 
 use crate::connection;
+use crate::error::{RequestError, reply};
 use crate::peer::Peer;
 use crate::state::State;
 
@@ -128,13 +129,10 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
             );
             tokio::spawn(refuse(
                 stream,
-                ErrorReply::new(
-                    ErrorCode::PermissionDenied,
-                    format!(
-                        "vaultd serves uid {own_uid} only; uid {} is not allowed (its owner can list it in allow_uids)",
-                        peer.uid
-                    ),
-                ),
+                reply(RequestError::ForeignUid {
+                    uid: peer.uid,
+                    owner: own_uid,
+                }),
             ));
             continue;
         }
@@ -144,13 +142,7 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
                 state.config.max_connections,
                 peer.pid_str()
             );
-            tokio::spawn(refuse(
-                stream,
-                ErrorReply::new(
-                    ErrorCode::Internal,
-                    "vaultd is busy (too many connections); retry",
-                ),
-            ));
+            tokio::spawn(refuse(stream, reply(RequestError::Busy)));
             continue;
         };
         let state = state.clone();

@@ -175,8 +175,7 @@ pub async fn auto_unlock(state: &State, source: Option<KeySource>) -> bool {
         }
         Err(e) => {
             tracing::warn!(
-                "automatic unlock with {what} failed: {}; vaultd stays locked (use `vaultctl unlock`)",
-                e.message
+                "automatic unlock with {what} failed: {e}; vaultd stays locked (use `vaultctl unlock`)"
             );
             false
         }

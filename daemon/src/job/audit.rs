@@ -1,7 +1,7 @@
 //! The audit line of a job (`audit = true`): who asked, with which
 //! credential, for what, and how it ended. Never a value, header or query.
 
-use proto::ErrorReply;
+use proto::ErrorCode;
 
 use crate::peer::Peer;
 use crate::state::State;
@@ -37,17 +37,17 @@ impl Audit {
     /// and how it ended: the HTTP status, `refused(Code)` when nothing was
     /// sent, `failed(Code)` when sending failed. Never a value, header or
     /// query.
-    pub fn log(&self, state: &State, peer: &Peer, outcome: Result<u16, &ErrorReply>) {
+    pub fn log(&self, state: &State, peer: &Peer, outcome: Result<u16, ErrorCode>) {
         let status = match outcome {
             Ok(s) => s.to_string(),
-            Err(e) => format!("failed({:?})", e.code),
+            Err(code) => format!("failed({code:?})"),
         };
         self.line(state, peer, &status);
     }
 
     /// The line of a job refused before anything was sent.
-    pub(super) fn log_refused(&self, state: &State, peer: &Peer, e: &ErrorReply) {
-        self.line(state, peer, &format!("refused({:?})", e.code));
+    pub(super) fn log_refused(&self, state: &State, peer: &Peer, code: ErrorCode) {
+        self.line(state, peer, &format!("refused({code:?})"));
     }
 
     fn line(&self, state: &State, peer: &Peer, status: &str) {

@@ -2,22 +2,25 @@
 //! daemon would add, computed by the same checks a real job runs, without
 //! sending anything, counting a use, or touching the credential's value.
 
-use proto::{ErrorCode, ErrorReply, Explanation, Header, Injection, JobRequest};
+use proto::{ErrorCode, Explanation, Header, Injection, JobRequest};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::http::{policy_reply, sign_reply};
+use super::error::JobError;
 use super::policy::Policy;
-use super::sign::{self, SignError};
+use super::sign;
+use crate::error::Error;
 
 /// `Ok` with `refused` set when a rule refuses the job (exit 5); `Err` for
 /// what a real job would also answer with an error that is not a refusal
-/// (an invalid method or a string that is not a URL: exit 1).
+/// (an invalid method or a string that is not a URL: exit 1). Which is
+/// which is decided by the error's type ([`crate::error::Error::code`]),
+/// and a refusal's reason is the error's own text.
 pub fn explain(
     policy: &Policy,
     injection: &Injection,
     job: JobRequest,
-) -> Result<Explanation, ErrorReply> {
+) -> Result<Explanation, Error> {
     let JobRequest {
         method,
         url,
@@ -26,16 +29,9 @@ pub fn explain(
         ..
     } = job;
     if Method::from_bytes(method.as_bytes()).is_err() {
-        return Err(ErrorReply::new(
-            ErrorCode::BadRequest,
-            format!("invalid method {method:?}"),
-        ));
+        return Err(JobError::BadMethod { method }.into());
     }
     let refuse = |url: String, reason: String| {
-        let reason = reason
-            .strip_prefix("refused: ")
-            .map(str::to_owned)
-            .unwrap_or(reason);
         Ok(Explanation {
             method: method.clone(),
             url,
@@ -51,25 +47,27 @@ pub fn explain(
     let checked = match policy.check(&method, &url) {
         Ok((u, _)) => u,
         Err(e) if e.is_refusal() => return refuse(url, e.to_string()),
-        Err(e) => return Err(policy_reply(e)),
+        Err(e) => return Err(e.into()),
     };
     let adds = match injection {
         Injection::Header { name } => vec![format!("{name}: <the credential's token>")],
         Injection::Bearer => vec!["Authorization: Bearer <the credential's token>".to_owned()],
         Injection::Sign { .. } => {
-            let cfg = sign::SignSpec::of(injection).ok_or_else(|| {
-                ErrorReply::new(ErrorCode::Internal, "signing credential without settings")
-            })?;
+            let cfg = sign::SignSpec::of(injection)
+                .ok_or(JobError::Internal("signing credential without settings"))?;
             let mut map = match header_map(&headers) {
                 Ok(m) => m,
-                Err(reason) => return refuse(checked.to_string(), reason),
+                Err(e) => return refuse(checked.to_string(), e.to_string()),
             };
             match sign::prepare(&cfg, &method, &checked, &mut map, body.as_deref(), 0) {
                 Ok(p) => p.describe(&cfg),
-                Err(e @ SignError::Missing { .. }) => {
-                    return refuse(checked.to_string(), e.to_string());
+                Err(e) => {
+                    let e = Error::from(e);
+                    if e.code() == ErrorCode::PolicyRefused {
+                        return refuse(checked.to_string(), e.to_string());
+                    }
+                    return Err(e);
                 }
-                Err(e) => return Err(sign_reply(e)),
             }
         }
     };
@@ -83,13 +81,15 @@ pub fn explain(
 
 /// The client's headers as the signer sees them (already screened by
 /// `Policy::check_headers`, so conversion failures are rare).
-fn header_map(headers: &[Header]) -> Result<HeaderMap, String> {
+fn header_map(headers: &[Header]) -> Result<HeaderMap, JobError> {
     let mut map = HeaderMap::with_capacity(headers.len());
     for h in headers {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("invalid header name {:?}", h.name))?;
-        let value = HeaderValue::from_bytes(&h.value)
-            .map_err(|_| format!("invalid value for header {name}"))?;
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| JobError::HeaderName {
+            name: h.name.clone(),
+        })?;
+        let value = HeaderValue::from_bytes(&h.value).map_err(|_| JobError::HeaderValue {
+            name: name.to_string(),
+        })?;
         map.append(name, value);
     }
     Ok(map)

@@ -8,7 +8,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use proto::{ErrorCode, ErrorReply, Header, Injection, JobResponse, Secret};
+use proto::{Header, Injection, JobResponse, Secret};
+
+use super::error::JobError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use zeroize::Zeroizing;
@@ -181,7 +183,7 @@ impl HttpPool {
     }
 
     /// Runs a buffered job to completion within its deadline.
-    pub async fn run(&self, job: Prepared) -> Result<JobResponse, ErrorReply> {
+    pub async fn run(&self, job: Prepared) -> Result<JobResponse, JobError> {
         let limit = self.limit(&job);
         within(limit, async {
             let started = self.send(job, None).await?;
@@ -201,10 +203,10 @@ impl HttpPool {
         &self,
         job: Prepared,
         streamed: Option<reqwest::Body>,
-    ) -> Result<Started, ErrorReply> {
+    ) -> Result<Started, JobError> {
         let redactor = build_redactor(job.token.expose(), &job.neighbours);
         let result = self.send_hops(job, streamed, redactor.clone()).await;
-        result.map_err(|e| redact_reply(e, &redactor))
+        result.map_err(|e| redacted(e, &redactor))
     }
 
     async fn send_hops(
@@ -212,7 +214,7 @@ impl HttpPool {
         job: Prepared,
         mut streamed: Option<reqwest::Body>,
         redactor: Redactor,
-    ) -> Result<Started, ErrorReply> {
+    ) -> Result<Started, JobError> {
         let Prepared {
             mut url,
             mut origin,
@@ -232,8 +234,7 @@ impl HttpPool {
         // already in the (sensitive) header and dropped here.
         let signing = sign::SignSpec::of(&injection).map(|cfg| (cfg, token));
         if signing.is_some() && streamed.is_some() {
-            return Err(ErrorReply::new(
-                ErrorCode::Internal,
+            return Err(JobError::Internal(
                 "a signed request needs its whole body before sending",
             ));
         }
@@ -241,10 +242,7 @@ impl HttpPool {
         let mut hops = 0;
         loop {
             if !epoch.is_current() {
-                return Err(ErrorReply::new(
-                    ErrorCode::Locked,
-                    "the vault was locked before this request was sent (nothing more was sent): run `vaultctl unlock`",
-                ));
+                return Err(JobError::LockedBeforeSend);
             }
             self.check_listener(&url)?;
             let mut hop_headers = header_map.clone();
@@ -258,8 +256,7 @@ impl HttpPool {
                     body.as_deref(),
                     crate::vault::store::now_secs(),
                 )
-                .and_then(|p| p.sign(key.expose(), &mut hop_headers))
-                .map_err(sign_reply)?;
+                .and_then(|p| p.sign(key.expose(), &mut hop_headers))?;
             }
             let mut req = client
                 .request(method.clone(), url.clone())
@@ -276,33 +273,21 @@ impl HttpPool {
                 if let Some(next) = redirect_target(&resp, &url)? {
                     hops += 1;
                     if hops > MAX_REDIRECTS {
-                        return Err(ErrorReply::new(
-                            ErrorCode::Upstream,
-                            format!("more than {MAX_REDIRECTS} redirects; giving up"),
-                        ));
+                        return Err(JobError::TooManyRedirects { max: MAX_REDIRECTS });
                     }
                     // The Location is upstream text: no message below quotes
                     // any part of it (see `redirect_refused`).
                     let next_origin = Origin::of_url(&next).map_err(|e| redirect_refused(&e))?;
                     if next_origin != origin {
-                        return Err(ErrorReply::new(
-                            ErrorCode::PolicyRefused,
-                            format!(
-                                "redirect from {origin} to another origin not followed: a credential is only sent to the origin it was used for (the target is not shown: it comes from the upstream; -i shows the Location)"
-                            ),
-                        ));
+                        return Err(JobError::CrossOriginRedirect { origin });
                     }
                     if redirect_drops_body(status, &method) {
                         method = Method::GET;
                         body = None;
                     } else if stream_sent {
-                        return Err(ErrorReply::new(
-                            ErrorCode::Upstream,
-                            format!(
-                                "a {} redirect would send the streamed body again; request its target directly (-i shows the Location)",
-                                status.as_u16()
-                            ),
-                        ));
+                        return Err(JobError::RedirectResend {
+                            status: status.as_u16(),
+                        });
                     }
                     let (checked, o) = policy
                         .check(method.as_str(), next.as_str())
@@ -325,7 +310,7 @@ impl HttpPool {
 
     /// Before anything goes over plain http to loopback: every socket
     /// listening there must be trusted (see [`super::listener`]).
-    fn check_listener(&self, url: &Url) -> Result<(), ErrorReply> {
+    fn check_listener(&self, url: &Url) -> Result<(), JobError> {
         if url.scheme() != "http" {
             return Ok(());
         }
@@ -339,18 +324,18 @@ impl HttpPool {
         }
         let port = url.port_or_known_default().unwrap_or(80);
         super::listener::check(std::net::SocketAddr::new(ip, port), &self.listener_uids)
-            .map_err(|e| ErrorReply::new(ErrorCode::PolicyRefused, e.to_string()))
+            .map_err(JobError::from)
     }
 
     /// Reads the whole body (bounded) into a buffered response.
-    pub async fn collect(&self, started: Started) -> Result<JobResponse, ErrorReply> {
+    pub async fn collect(&self, started: Started) -> Result<JobResponse, JobError> {
         let redactor = started.redactor.clone();
         self.collect_body(started)
             .await
-            .map_err(|e| redact_reply(e, &redactor))
+            .map_err(|e| redacted(e, &redactor))
     }
 
-    async fn collect_body(&self, started: Started) -> Result<JobResponse, ErrorReply> {
+    async fn collect_body(&self, started: Started) -> Result<JobResponse, JobError> {
         let Started {
             mut head,
             mut resp,
@@ -428,17 +413,11 @@ async fn redact_off_workers(redactor: &Redactor, body: Vec<u8>) -> Vec<u8> {
 /// Runs `f` within `limit`; running out is an upstream timeout (exit 6).
 pub async fn within<T>(
     limit: Duration,
-    f: impl std::future::Future<Output = Result<T, ErrorReply>>,
-) -> Result<T, ErrorReply> {
-    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
-        Err(ErrorReply::new(
-            ErrorCode::Upstream,
-            format!(
-                "request timed out after {}",
-                humantime::format_duration(limit)
-            ),
-        ))
-    })
+    f: impl std::future::Future<Output = Result<T, JobError>>,
+) -> Result<T, JobError> {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or(Err(JobError::Timeout { limit }))
 }
 
 /// A response whose head has arrived and whose body has not been read.
@@ -452,19 +431,12 @@ pub struct Started {
 
 impl Started {
     /// The next piece of the body, `None` at the end.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ErrorReply> {
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, JobError> {
         self.resp
             .chunk()
             .await
-            .map_err(|e| redact_reply(upstream_error(&e, &self.origin), &self.redactor))
+            .map_err(|e| redacted(upstream_error(&e, &self.origin), &self.redactor))
     }
-}
-
-/// An error message may quote upstream text (a redirect target, a path, a
-/// host): the token must not reach the client through it.
-fn redact_reply(mut e: ErrorReply, redactor: &Redactor) -> ErrorReply {
-    e.message = redactor.redact_message(&e.message);
-    e
 }
 
 /// The daemon owns the response encoding: reqwest decodes gzip, deflate, br
@@ -472,7 +444,7 @@ fn redact_reply(mut e: ErrorReply, redactor: &Redactor) -> ErrorReply {
 /// still present is one it could not decode (unknown, or stacked such as
 /// `gzip, gzip`). Such a body could hide an echo from the redactor, so none
 /// of it is passed on.
-fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), ErrorReply> {
+fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), JobError> {
     // hyper removes `chunked` and nothing else: any other transfer-coding
     // (gzip, deflate, compress) would reach the client still coded, past
     // the redactor.
@@ -486,10 +458,7 @@ fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), ErrorReply> {
             !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked")
         });
     if coded {
-        return Err(ErrorReply::new(
-            ErrorCode::Upstream,
-            "the response uses a Transfer-Encoding other than chunked, which vaultd does not decode; nothing of it was returned",
-        ));
+        return Err(JobError::TransferCoding);
     }
     let encoded = resp
         .headers()
@@ -497,10 +466,7 @@ fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), ErrorReply> {
         .iter()
         .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
     if encoded {
-        return Err(ErrorReply::new(
-            ErrorCode::Upstream,
-            "the response body uses a Content-Encoding vaultd cannot decode (it decodes gzip, deflate, br and zstd); nothing of it was returned",
-        ));
+        return Err(JobError::ContentEncoding);
     }
     Ok(())
 }
@@ -524,7 +490,7 @@ const OF_THE_BODY: [&str; 6] = [
 /// put the token there, and a part of it (clipped, or a host cut at the
 /// token's first '/') would escape the redactor, which knows only whole
 /// echoes.
-fn redirect_refused(e: &PolicyError) -> ErrorReply {
+fn redirect_refused(e: &PolicyError) -> JobError {
     let why = match e {
         PolicyError::OriginNotAllowed { .. } => "it leads to another origin",
         PolicyError::PathNotAllowed { .. } => "its path is outside the credential's --path-prefix",
@@ -536,12 +502,7 @@ fn redirect_refused(e: &PolicyError) -> ErrorReply {
         PolicyError::AmbiguousPath { .. } => "its path has an encoded slash or dot segment",
         _ => "its target is refused by the credential's policy",
     };
-    ErrorReply::new(
-        ErrorCode::PolicyRefused,
-        format!(
-            "refused: redirect not followed: {why} (the target is not shown: it comes from the upstream; -i shows the Location)"
-        ),
-    )
+    JobError::RedirectRefused { why }
 }
 
 fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobResponse {
@@ -593,7 +554,7 @@ fn build_headers(
     headers: &[Header],
     injection: &Injection,
     token: &Secret,
-) -> Result<HeaderMap, ErrorReply> {
+) -> Result<HeaderMap, JobError> {
     let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for h in headers {
         // The daemon owns the response encoding: reqwest asks for what it
@@ -603,17 +564,11 @@ fn build_headers(
         if h.name.eq_ignore_ascii_case("accept-encoding") || h.name.eq_ignore_ascii_case("te") {
             continue;
         }
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-            ErrorReply::new(
-                ErrorCode::PolicyRefused,
-                format!("invalid header name {:?}", h.name),
-            )
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| JobError::HeaderName {
+            name: h.name.clone(),
         })?;
-        let value = HeaderValue::from_bytes(&h.value).map_err(|_| {
-            ErrorReply::new(
-                ErrorCode::PolicyRefused,
-                format!("invalid value for header {name}"),
-            )
+        let value = HeaderValue::from_bytes(&h.value).map_err(|_| JobError::HeaderValue {
+            name: name.to_string(),
         })?;
         map.append(name, value);
     }
@@ -625,41 +580,28 @@ fn build_headers(
             (reqwest::header::AUTHORIZATION, v)
         }
         Injection::Header { name } => {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                ErrorReply::new(ErrorCode::Internal, "stored header name is invalid")
-            })?;
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| JobError::Internal("stored header name is invalid"))?;
             (n, Zeroizing::new(token.expose().to_vec()))
         }
         // Signed per hop in `exchange`; the key itself is never a header.
         Injection::Sign { .. } => return Ok(map),
     };
-    let mut value = HeaderValue::from_bytes(&raw).map_err(|_| {
-        ErrorReply::new(
-            ErrorCode::Internal,
-            "stored token is not a valid header value",
-        )
-    })?;
+    let mut value = HeaderValue::from_bytes(&raw)
+        .map_err(|_| JobError::Internal("stored token is not a valid header value"))?;
     value.set_sensitive(true);
     map.insert(name, value);
     Ok(map)
 }
 
-fn redirect_target(resp: &reqwest::Response, base: &Url) -> Result<Option<Url>, ErrorReply> {
+fn redirect_target(resp: &reqwest::Response, base: &Url) -> Result<Option<Url>, JobError> {
     let Some(loc) = resp.headers().get(reqwest::header::LOCATION) else {
         return Ok(None);
     };
-    let loc = loc.to_str().map_err(|_| {
-        ErrorReply::new(
-            ErrorCode::PolicyRefused,
-            "redirect Location is not valid text; not followed",
-        )
-    })?;
-    base.join(loc).map(Some).map_err(|_| {
-        ErrorReply::new(
-            ErrorCode::PolicyRefused,
-            "redirect Location is not a valid URL; not followed",
-        )
-    })
+    let loc = loc.to_str().map_err(|_| JobError::LocationNotText)?;
+    base.join(loc)
+        .map(Some)
+        .map_err(|_| JobError::LocationNotUrl)
 }
 
 /// As curl -L: 303 turns any method but HEAD into GET; 301 and 302 turn POST
@@ -672,35 +614,30 @@ fn redirect_drops_body(status: StatusCode, method: &Method) -> bool {
     }
 }
 
-fn too_large(max: usize) -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::TooLarge,
-        format!("response body exceeds max_body ({} bytes)", max),
-    )
+/// The same error with every echo of the job's tokens removed from its
+/// message, the code decided first, by type: an error built from upstream
+/// text (a redirect, a host, a transport error) leaves the job layer only
+/// this way.
+fn redacted(e: JobError, redactor: &Redactor) -> JobError {
+    match e {
+        r @ JobError::Redacted { .. } => r,
+        other => JobError::Redacted {
+            code: crate::error::job_code(&other),
+            message: redactor.redact_message(&crate::error::job_message(&other)),
+        },
+    }
 }
 
-/// A request that cannot be signed as its credential requires is refused
-/// (nothing was sent); an unusable stored key is the daemon's problem.
-pub fn sign_reply(e: sign::SignError) -> ErrorReply {
-    let code = match e {
-        sign::SignError::Key => ErrorCode::Internal,
-        _ => ErrorCode::PolicyRefused,
-    };
-    ErrorReply::new(code, e.to_string())
-}
-
-pub fn policy_reply(e: super::policy::PolicyError) -> ErrorReply {
-    let code = if e.is_refusal() {
-        ErrorCode::PolicyRefused
-    } else {
-        ErrorCode::BadRequest
-    };
-    ErrorReply::new(code, e.to_string())
+fn too_large(max: usize) -> JobError {
+    JobError::TooLarge {
+        which: "response",
+        max,
+    }
 }
 
 /// One line for the user: what failed, against which origin, and why,
 /// without reqwest's URL (it may carry a query the user considers private).
-fn upstream_error(e: &reqwest::Error, origin: &Origin) -> ErrorReply {
+fn upstream_error(e: &reqwest::Error, origin: &Origin) -> JobError {
     let msg = if e.is_timeout() {
         format!("request to {origin} timed out")
     } else if let Some(tls) = find_tls_error(e) {
@@ -716,7 +653,7 @@ fn upstream_error(e: &reqwest::Error, origin: &Origin) -> ErrorReply {
     } else {
         format!("request to {origin} failed: {}", root_cause(e))
     };
-    ErrorReply::new(ErrorCode::Upstream, msg)
+    JobError::Transport { detail: msg }
 }
 
 fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {

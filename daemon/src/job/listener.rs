@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// A listener that is not trusted to receive a token.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "refused: {addr} is served by uid {uid}, not by you, root or a uid in loopback_listener_uids: plain http to loopback authenticates nothing, so the token is not sent (if that uid runs the real service, add it to loopback_listener_uids; better, give the service TLS)"
+    "{addr} is served by uid {uid}, not by you, root or a uid in loopback_listener_uids: plain http to loopback authenticates nothing, so the token is not sent (if that uid runs the real service, add it to loopback_listener_uids; better, give the service TLS)"
 )]
 pub struct Untrusted {
     pub addr: SocketAddr,

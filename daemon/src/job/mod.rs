@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod epoch;
+pub mod error;
 pub mod explain;
 pub mod http;
 pub mod listener;

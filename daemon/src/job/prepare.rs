@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use proto::{ErrorCode, ErrorReply, JobRequest};
+use proto::JobRequest;
 use reqwest::Method;
 
 use super::audit::Audit;
-use super::http::{Prepared, policy_reply};
+use super::error::JobError;
+use super::http::Prepared;
 use super::policy::Policy;
+use crate::error::Error;
 use crate::peer::Peer;
 use crate::state::State;
 use crate::text::log_field;
@@ -20,7 +22,7 @@ pub fn prepare_job(
     state: &State,
     peer: &Peer,
     job: JobRequest,
-) -> Result<(Prepared, Audit), ErrorReply> {
+) -> Result<(Prepared, Audit), Error> {
     // A refused job gets its audit line here; the caller logs the outcome
     // of one that goes ahead.
     let unchecked = state
@@ -29,12 +31,12 @@ pub fn prepare_job(
         .then(|| Audit::unchecked(&job.credential, &job.method, &job.url));
     let result = check_job(state, peer, job);
     if let (Err(e), Some(audit)) = (&result, unchecked) {
-        audit.log_refused(state, peer, e);
+        audit.log_refused(state, peer, e.code());
     }
     result
 }
 
-fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, Audit), ErrorReply> {
+fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, Audit), Error> {
     let JobRequest {
         credential,
         method,
@@ -44,27 +46,21 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
         follow_redirects,
         timeout_ms,
     } = job;
-    let method = Method::from_bytes(method.as_bytes()).map_err(|_| {
-        ErrorReply::new(ErrorCode::BadRequest, format!("invalid method {method:?}"))
-    })?;
+    let method =
+        Method::from_bytes(method.as_bytes()).map_err(|_| JobError::BadMethod { method })?;
     if body
         .as_ref()
         .is_some_and(|b| b.len() > state.http.max_body())
     {
-        return Err(ErrorReply::new(
-            ErrorCode::TooLarge,
-            format!(
-                "request body exceeds max_body ({} bytes)",
-                state.http.max_body()
-            ),
-        ));
+        return Err(JobError::TooLarge {
+            which: "request",
+            max: state.http.max_body(),
+        }
+        .into());
     }
     let lease = state.lease(&credential)?;
-    Policy::check_headers(&lease.injection, &headers).map_err(policy_reply)?;
-    lease
-        .policy
-        .check_method_overrides(&headers)
-        .map_err(policy_reply)?;
+    Policy::check_headers(&lease.injection, &headers)?;
+    lease.policy.check_method_overrides(&headers)?;
     let (url, origin) = match lease.policy.check(method.as_str(), &url) {
         Ok(v) => v,
         Err(e) => {
@@ -72,7 +68,7 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
                 "job refused: credential {credential:?}, pid {}: {e}",
                 peer.pid_str()
             );
-            return Err(policy_reply(e));
+            return Err(e.into());
         }
     };
     state.record_use(&credential);

@@ -74,7 +74,7 @@ pub enum SignError {
     /// A covered component the request does not carry: the request cannot
     /// be signed as the credential requires, so it is refused (nothing sent).
     #[error(
-        "refused: the credential's signature covers {component:?}, which this request does not carry{hint}"
+        "the credential's signature covers {component:?}, which this request does not carry{hint}"
     )]
     Missing {
         component: String,
@@ -85,14 +85,14 @@ pub enum SignError {
     /// so the request is refused rather than sent with a signature that
     /// means something different to each side.
     #[error(
-        "refused: header {header:?} is covered by the signature but holds bytes outside printable US-ASCII (RFC 9421 §2.5)"
+        "header {header:?} is covered by the signature but holds bytes outside printable US-ASCII (RFC 9421 §2.5)"
     )]
     NonAscii { header: String },
     /// A URL character outside RFC 3986 (`{ } | ^ [ ] \` and backtick),
     /// which the WHATWG parser leaves raw: servers and proxies re-encode it
     /// differently, so the signed URI would not be the one verified.
     #[error(
-        "refused: the URL holds {ch:?}, which RFC 3986 does not allow unencoded; a signed request needs it percent-encoded ({})",
+        "the URL holds {ch:?}, which RFC 3986 does not allow unencoded; a signed request needs it percent-encoded ({})",
         percent(*ch)
     )]
     UnsafeUrl { ch: char },
@@ -100,6 +100,25 @@ pub enum SignError {
     /// describe key bytes.
     #[error("the credential's signing key is unusable")]
     Key,
+    /// Signing settings given at `add` that do not hold.
+    #[error("{reason}")]
+    BadSpec { reason: String },
+    /// Key material given at `add` that is not a key of its algorithm
+    /// (the message never describes the bytes).
+    #[error("{reason}")]
+    BadKey { reason: String },
+}
+
+fn bad_spec(reason: impl Into<String>) -> SignError {
+    SignError::BadSpec {
+        reason: reason.into(),
+    }
+}
+
+fn bad_key(reason: impl Into<String>) -> SignError {
+    SignError::BadKey {
+        reason: reason.into(),
+    }
 }
 
 /// The signing settings of a credential, taken from its `Injection::Sign`.
@@ -153,7 +172,7 @@ pub struct Params<'a> {
 /// Checks and normalizes a signing injection at `add` time: covered
 /// components lower-cased, each one that can be computed for a request, no
 /// duplicates; a `keyid` that serializes as a plain sf-string; a sane TTL.
-pub fn normalize(injection: Injection) -> Result<Injection, String> {
+pub fn normalize(injection: Injection) -> Result<Injection, SignError> {
     let Injection::Sign {
         alg,
         keyid,
@@ -168,44 +187,46 @@ pub fn normalize(injection: Injection) -> Result<Injection, String> {
             .bytes()
             .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
         if k.is_empty() || k.len() > MAX_KEYID || !printable {
-            return Err(format!(
+            return Err(bad_spec(format!(
                 "invalid --keyid: 1-{MAX_KEYID} printable ASCII characters, without '\"' or '\\'"
-            ));
+            )));
         }
     }
     if let Some(t) = ttl_secs {
         if t == 0 || t > MAX_TTL {
-            return Err(format!(
+            return Err(bad_spec(format!(
                 "invalid --sig-ttl {t}: between 1 and {MAX_TTL} seconds"
-            ));
+            )));
         }
     }
     if components.len() > MAX_COMPONENTS {
-        return Err(format!("at most {MAX_COMPONENTS} covered components"));
+        return Err(bad_spec(format!(
+            "at most {MAX_COMPONENTS} covered components"
+        )));
     }
     let mut out: Vec<String> = Vec::with_capacity(components.len());
     for c in components {
         let c = c.to_ascii_lowercase();
         if let Some(derived) = c.strip_prefix('@') {
             if !DERIVED.contains(&c.as_str()) {
-                return Err(format!(
+                return Err(bad_spec(format!(
                     "cannot cover @{}: supported derived components are {}",
                     clip(derived),
                     DERIVED.join(" ")
-                ));
+                )));
             }
         } else if c.is_empty() || c.len() > 256 || !c.bytes().all(is_tchar) {
-            return Err(format!(
+            return Err(bad_spec(format!(
                 "cannot cover \"{}\": not a header name or derived component",
                 clip(&c)
-            ));
+            )));
         } else if NOT_COVERABLE.contains(&c.as_str()) {
-            return Err(format!(
+            return Err(bad_spec(format!(
                 "cannot cover {c}: the daemon controls it (cover @authority for the host)"
-            ));
+            )));
         }
         if out.contains(&c) {
-            return Err(format!("component {c} is listed twice"));
+            return Err(bad_spec(format!("component {c} is listed twice")));
         }
         out.push(c);
     }
@@ -493,29 +514,29 @@ impl ToSign {
 /// A new Ed25519 key made in the daemon, as PKCS#8 DER. An HMAC secret is
 /// never generated: the upstream must know it, and secrets only ever enter
 /// the daemon, they do not leave it.
-pub fn generate(alg: SigAlg) -> Result<Secret, String> {
+pub fn generate(alg: SigAlg) -> Result<Secret, SignError> {
     match alg {
         SigAlg::Ed25519 => {
-            let doc = Ed25519KeyPair::generate_pkcs8(&rand::SystemRandom::new())
-                .map_err(|_| "cannot generate a key: the system random generator failed")?;
+            let doc = Ed25519KeyPair::generate_pkcs8(&rand::SystemRandom::new()).map_err(|_| {
+                bad_key("cannot generate a key: the system random generator failed")
+            })?;
             Ok(Secret::from_slice(doc.as_ref()))
         }
-        SigAlg::HmacSha256 => Err(
-            "an hmac-sha256 secret is shared with the upstream: import the one it issued with --import"
-                .into(),
-        ),
+        SigAlg::HmacSha256 => Err(bad_key(
+            "an hmac-sha256 secret is shared with the upstream: import the one it issued with --import",
+        )),
     }
 }
 
 /// Validates imported key material and normalizes it for storage (see the
 /// module doc). Messages never describe the bytes.
-pub fn import(alg: SigAlg, raw: Secret) -> Result<Secret, String> {
+pub fn import(alg: SigAlg, raw: Secret) -> Result<Secret, SignError> {
     match alg {
         SigAlg::HmacSha256 => {
             if raw.len() < MIN_HMAC_KEY {
-                return Err(format!(
+                return Err(bad_key(format!(
                     "an hmac-sha256 secret needs at least {MIN_HMAC_KEY} bytes"
-                ));
+                )));
             }
             Ok(raw)
         }
@@ -531,8 +552,9 @@ pub fn import(alg: SigAlg, raw: Secret) -> Result<Secret, String> {
                 raw
             };
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.expose()).map_err(|_| {
-                "not an Ed25519 private key: expected PKCS#8 (DER or PEM) or a 32-byte seed"
-                    .to_owned()
+                bad_key(
+                    "not an Ed25519 private key: expected PKCS#8 (DER or PEM) or a 32-byte seed",
+                )
             })?;
             Ok(der)
         }
@@ -551,21 +573,23 @@ fn looks_like_pem(b: &[u8]) -> bool {
 
 /// The DER inside `-----BEGIN PRIVATE KEY-----`, decoded into buffers that
 /// are zeroized and never reallocated.
-fn pem_to_der(pem: &[u8]) -> Result<Secret, String> {
+fn pem_to_der(pem: &[u8]) -> Result<Secret, SignError> {
     const BEGIN: &[u8] = b"-----BEGIN PRIVATE KEY-----";
     const END: &[u8] = b"-----END PRIVATE KEY-----";
     let text = pem.trim_ascii();
     let inner = text
         .strip_prefix(BEGIN)
         .and_then(|t| t.strip_suffix(END))
-        .ok_or("expected an unencrypted PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----)")?;
+        .ok_or_else(|| {
+            bad_key("expected an unencrypted PKCS#8 PEM key (-----BEGIN PRIVATE KEY-----)")
+        })?;
     let mut b64 = Zeroizing::new(Vec::with_capacity(inner.len()));
     b64.extend(inner.iter().copied().filter(|b| !b.is_ascii_whitespace()));
     let mut der = Vec::with_capacity(b64.len());
     let ok = STANDARD.decode_vec(&b64[..], &mut der).is_ok();
     let der = Secret::new(der);
     if !ok {
-        return Err("the PEM key is not valid base64".into());
+        return Err(bad_key("the PEM key is not valid base64"));
     }
     Ok(der)
 }
@@ -728,7 +752,9 @@ MC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF
             b"-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----",
             &[7u8; 31],
         ] {
-            let e = import(SigAlg::Ed25519, Secret::from_slice(bad)).unwrap_err();
+            let e = import(SigAlg::Ed25519, Secret::from_slice(bad))
+                .unwrap_err()
+                .to_string();
             assert!(!e.contains("AAAA") && !e.contains("!!!!"), "{e}");
         }
         // Generated keys load and sign.

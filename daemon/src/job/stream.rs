@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proto::frame::{encode_frame, read_frame_async, write_frame_async};
-use proto::{ErrorCode, ErrorReply, JobRequest, Request, Response};
+use proto::{ErrorReply, JobRequest, Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -20,9 +20,11 @@ use zeroize::Zeroizing;
 
 use super::audit::Audit;
 use super::epoch::Epoch;
+use super::error::JobError;
 use super::http::{ChannelBody, Prepared, REDACT_INLINE_MAX, Started, within};
 use super::prepare::prepare_job;
 use super::redact::StreamRedactor;
+use crate::error::reply;
 use crate::peer::Peer;
 use crate::state::State;
 
@@ -30,28 +32,8 @@ use crate::state::State;
 /// job (and its token) is gone by then; this only bounds the connection.
 const FAREWELL: Duration = Duration::from_secs(2);
 
-fn locked_meanwhile() -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::Locked,
-        "the vault was locked during this transfer, which was cut short: run `vaultctl unlock`",
-    )
-}
-
-fn timed_out(limit: Duration) -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::Upstream,
-        format!(
-            "request timed out after {}",
-            humantime::format_duration(limit)
-        ),
-    )
-}
-
-fn too_large(which: &str, max: usize) -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::TooLarge,
-        format!("{which} body exceeds max_body ({max} bytes)"),
-    )
+fn too_large(which: &'static str, max: usize) -> JobError {
+    JobError::TooLarge { which, max }
 }
 
 /// Runs a buffered job. The job ends when the vault locks, and its reply
@@ -65,20 +47,33 @@ where
 {
     let (prepared, audit) = match prepare_job(state, peer, job) {
         Ok(v) => v,
-        Err(e) => return write_frame_async(stream, &Response::Error(e)).await.is_ok(),
+        Err(e) => {
+            return write_frame_async(stream, &Response::Error(e.into()))
+                .await
+                .is_ok();
+        }
     };
     let limit = state.http.limit(&prepared);
     let deadline = Instant::now() + limit;
     let epoch = prepared.epoch.clone();
     let result = tokio::select! {
         r = state.http.run(prepared) => r,
-        () = epoch.ended() => Err(locked_meanwhile()),
+        () = epoch.ended() => Err(JobError::LockedMeanwhile),
     };
-    audit.log(state, peer, result.as_ref().map(|r| r.status));
+    let result = match result {
+        Ok(_) if !epoch.is_current() => Err(JobError::LockedMeanwhile),
+        other => other,
+    };
     let resp = match result {
-        Ok(_) if !epoch.is_current() => Response::Error(locked_meanwhile()),
-        Ok(r) => Response::Job(r),
-        Err(e) => Response::Error(e),
+        Ok(r) => {
+            audit.log(state, peer, Ok(r.status));
+            Response::Job(r)
+        }
+        Err(e) => {
+            let e = reply(e);
+            audit.log(state, peer, Err(e.code));
+            Response::Error(e)
+        }
     };
     // A body whose write meets a lock is cut off mid-frame: finishing it
     // would deliver it. (An error reply, `Locked` included, is let through.)
@@ -107,7 +102,7 @@ where
     let (prepared, audit) = match prepare_job(state, peer, job) {
         Ok(v) => v,
         Err(e) => {
-            let _ = write_frame_async(stream, &Response::Error(e)).await;
+            let _ = write_frame_async(stream, &Response::Error(e.into())).await;
             return !body_follows;
         }
     };
@@ -125,8 +120,10 @@ where
     };
     let result = tokio::select! {
         r = job.run(prepared, body_follows, rd, &mut out) => r,
-        () = epoch.ended() => Err(Failed::logged(&job, locked_meanwhile())),
-        () = tokio::time::sleep_until(deadline) => Err(Failed::logged(&job, timed_out(limit))),
+        () = epoch.ended() => Err(Failed::logged(&job, JobError::LockedMeanwhile)),
+        () = tokio::time::sleep_until(deadline) => {
+            Err(Failed::logged(&job, JobError::Timeout { limit }))
+        }
     };
     match result {
         Ok(carry_on) => carry_on,
@@ -159,17 +156,18 @@ struct Failed {
 }
 
 impl Failed {
-    fn closing(reply: ErrorReply) -> Failed {
+    fn closing(e: JobError) -> Failed {
         Failed {
-            reply,
+            reply: reply(e),
             carry_on: false,
         }
     }
 
     /// With the job's audit line (a failure after the policy let it go).
-    fn logged(job: &Streamed<'_>, reply: ErrorReply) -> Failed {
-        job.audit.log(job.state, job.peer, Err(&reply));
-        Failed::closing(reply)
+    fn logged(job: &Streamed<'_>, e: JobError) -> Failed {
+        let f = Failed::closing(e);
+        job.audit.log(job.state, job.peer, Err(f.reply.code));
+        f
     }
 }
 
@@ -224,7 +222,7 @@ impl Streamed<'_> {
                 r = &mut pump, if !uploaded => {
                     uploaded = true;
                     if let Err(e) = r {
-                        tracing::debug!("pid {}: streamed upload failed: {}", self.peer.pid_str(), e.message);
+                        tracing::debug!("pid {}: streamed upload failed: {e}", self.peer.pid_str());
                         return Err(Failed::closing(e));
                     }
                 }
@@ -234,7 +232,8 @@ impl Streamed<'_> {
         match started {
             Ok(s) => Ok((s, uploaded)),
             Err(e) => {
-                self.audit.log(self.state, self.peer, Err(&e));
+                let e = reply(e);
+                self.audit.log(self.state, self.peer, Err(e.code));
                 Err(Failed {
                     reply: e,
                     carry_on: uploaded,
@@ -265,7 +264,7 @@ impl Streamed<'_> {
         loop {
             match started.chunk().await {
                 Ok(Some(_)) if !epoch.is_current() => {
-                    return Err(Failed::logged(self, locked_meanwhile()));
+                    return Err(Failed::logged(self, JobError::LockedMeanwhile));
                 }
                 Ok(Some(piece)) => {
                     total += piece.len();
@@ -312,7 +311,7 @@ async fn pump_upload<R>(
     max: usize,
     epoch: Epoch,
     body_follows: bool,
-) -> Result<(), ErrorReply>
+) -> Result<(), JobError>
 where
     R: AsyncRead + Unpin,
 {
@@ -322,7 +321,7 @@ where
     let mut total = 0usize;
     loop {
         let fail = match read_frame_async::<_, Request>(&mut rd).await {
-            Ok(Some(Request::Chunk(_))) if !epoch.is_current() => locked_meanwhile(),
+            Ok(Some(Request::Chunk(_))) if !epoch.is_current() => JobError::LockedMeanwhile,
             Ok(Some(Request::Chunk(c))) => {
                 total += c.len();
                 if total > max {
@@ -334,10 +333,8 @@ where
                 }
             }
             Ok(Some(Request::End)) => return Ok(()),
-            Ok(Some(_)) => ErrorReply::new(ErrorCode::BadRequest, "expected a body chunk"),
-            Ok(None) | Err(_) => {
-                ErrorReply::new(ErrorCode::BadRequest, "client went away mid-upload")
-            }
+            Ok(Some(_)) => JobError::ExpectedChunk,
+            Ok(None) | Err(_) => JobError::ClientGone,
         };
         let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
         return Err(fail);
@@ -346,7 +343,7 @@ where
 
 /// A signed request's body, whole: Content-Digest covers it and goes in
 /// the headers. Held in memory, so at most `max` bytes.
-async fn gather_body_to_sign<R>(rd: &mut R, max: usize) -> Result<Bytes, ErrorReply>
+async fn gather_body_to_sign<R>(rd: &mut R, max: usize) -> Result<Bytes, JobError>
 where
     R: AsyncRead + Unpin,
 {
@@ -355,20 +352,12 @@ where
         match read_frame_async::<_, Request>(rd).await {
             Ok(Some(Request::Chunk(c))) => {
                 if body.len() + c.len() > max {
-                    return Err(ErrorReply::new(
-                        ErrorCode::TooLarge,
-                        format!("a signed request body is held in memory: at most {max} bytes"),
-                    ));
+                    return Err(JobError::SignedBodyTooLarge { max });
                 }
                 body.extend_from_slice(&c);
             }
             Ok(Some(Request::End)) => return Ok(Bytes::from(body)),
-            _ => {
-                return Err(ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    "client went away mid-upload",
-                ));
-            }
+            _ => return Err(JobError::ClientGone),
         }
     }
 }

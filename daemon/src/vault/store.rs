@@ -40,8 +40,15 @@ impl StoredCredential {
     }
 }
 
+/// A credential name that scripts and log lines could not use plainly.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "credential names are 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit"
+)]
+pub struct InvalidName;
+
 /// Names are used in scripts and log lines: keep them plain.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), InvalidName> {
     let ok_len = (1..=64).contains(&name.len());
     let ok_chars = name
         .bytes()
@@ -53,7 +60,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if ok_len && ok_chars && ok_start {
         Ok(())
     } else {
-        Err("credential names are 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit".into())
+        Err(InvalidName)
     }
 }
 

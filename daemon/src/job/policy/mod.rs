@@ -185,17 +185,15 @@ pub enum PolicyError {
     InvalidUrl { reason: String },
 
     // ---- the request was refused by policy ----
-    #[error("refused: {reason}")]
+    #[error("{reason}")]
     AmbiguousUrl { reason: &'static str },
     #[error("scheme {scheme} is not allowed: only http and https")]
     Scheme { scheme: String },
-    #[error("refused: the URL has no host")]
+    #[error("the URL has no host")]
     NoHost,
-    #[error(
-        "refused: the URL carries userinfo (user:password@); a credential is never sent with it"
-    )]
+    #[error("the URL carries userinfo (user:password@); a credential is never sent with it")]
     Userinfo,
-    #[error("refused: host {host} ends with a dot; write it without the trailing dot")]
+    #[error("host {host} ends with a dot; write it without the trailing dot")]
     TrailingDot { host: String },
     #[error(
         "origin {origin} is not allowed for this credential (allowed: {})",
@@ -206,7 +204,7 @@ pub enum PolicyError {
         allowed: Vec<Origin>,
     },
     #[error(
-        "refused: plain http to {origin}, which is not loopback, needs a credential added with --allow-insecure-http"
+        "plain http to {origin}, which is not loopback, needs a credential added with --allow-insecure-http"
     )]
     InsecureHttp { origin: Origin },
     /// `localhost` resolves to 127.0.0.1, ::1 or both, and the job connects
@@ -216,10 +214,10 @@ pub enum PolicyError {
     /// because TLS checks the server before the token is sent. Refused at
     /// `add`, and at job time for a credential stored before this rule.
     #[error(
-        "refused: http://localhost:{port} may connect to 127.0.0.1 or ::1, and another local user can listen on the one your service does not use; bind the credential to http://127.0.0.1:{port} or http://[::1]:{port}"
+        "http://localhost:{port} may connect to 127.0.0.1 or ::1, and another local user can listen on the one your service does not use; bind the credential to http://127.0.0.1:{port} or http://[::1]:{port}"
     )]
     LocalhostHttp { port: u16 },
-    #[error("refused: the method is not a valid HTTP token")]
+    #[error("the method is not a valid HTTP token")]
     InvalidMethod,
     #[error("method {method} is not allowed for this credential (allowed: {})", allowed.join(", "))]
     MethodNotAllowed {
@@ -228,20 +226,18 @@ pub enum PolicyError {
     },
     #[error("path {path} is not allowed for this credential (allowed prefixes: {})", allowed.join(", "))]
     PathNotAllowed { path: String, allowed: Vec<String> },
-    #[error(
-        "refused: path {path} has an encoded slash or dot segment, which servers may read differently"
-    )]
+    #[error("path {path} has an encoded slash or dot segment, which servers may read differently")]
     AmbiguousPath { path: String },
-    #[error("refused: header {name} contains CR, LF or NUL")]
+    #[error("header {name} contains CR, LF or NUL")]
     HeaderInjection { name: String },
-    #[error("refused: header name {name} is not a valid HTTP token")]
+    #[error("header name {name} is not a valid HTTP token")]
     InvalidHeaderName { name: String },
-    #[error("refused: the value of header {name} contains a control character")]
+    #[error("the value of header {name} contains a control character")]
     InvalidHeaderValue { name: String },
-    #[error("refused: header {name} may not be set by the client ({reason})")]
+    #[error("header {name} may not be set by the client ({reason})")]
     ForbiddenHeader { name: String, reason: &'static str },
     #[error(
-        "refused: header {name} may not be set for a credential with --method rules (servers read it as the method)"
+        "header {name} may not be set for a credential with --method rules (servers read it as the method)"
     )]
     MethodOverride { name: String },
 }

@@ -8,15 +8,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use proto::{ErrorCode, ErrorReply, Secret};
+use proto::Secret;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
 use crate::job::epoch::{Epoch, Epochs};
-use crate::job::http::{HttpPool, policy_reply};
+use crate::job::http::HttpPool;
 use crate::job::policy::Policy;
 use crate::vault::store::Contents;
 use crate::vault::{self, DataKey, KdfParams, VaultError, VaultFile};
+
+mod error;
+
+pub use error::StateError;
+use error::internal;
 
 /// The keys and plaintext of an unlocked vault. Dropping it (on `lock`)
 /// zeroizes the data key and every token.
@@ -82,30 +87,6 @@ pub struct State {
     failed_unlocks: Mutex<u32>,
     /// Bumped by every `lock` (see [`Epoch`]).
     epoch: Epochs,
-}
-
-fn internal(e: impl std::fmt::Display) -> ErrorReply {
-    ErrorReply::new(ErrorCode::Internal, e.to_string())
-}
-
-fn locked() -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::Locked,
-        "the vault is locked: run `vaultctl unlock`",
-    )
-}
-
-/// Maps storage and format errors to a reply; the messages name the file,
-/// never its contents.
-pub fn vault_reply(e: VaultError) -> ErrorReply {
-    let code = match &e {
-        VaultError::WrongPassphrase | VaultError::WrongKeyfile => ErrorCode::BadPassphrase,
-        VaultError::NoKeyfileSlot => ErrorCode::BadRequest,
-        VaultError::Io { .. } => ErrorCode::Storage,
-        VaultError::Crypto => ErrorCode::Internal,
-        _ => ErrorCode::VaultCorrupt,
-    };
-    ErrorReply::new(code, e.to_string())
 }
 
 fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
@@ -212,21 +193,19 @@ impl State {
         self.lock().then_some(reason)
     }
 
-    pub async fn init(&self, passphrase: Secret) -> Result<(), ErrorReply> {
+    pub async fn init(&self, passphrase: Secret) -> Result<(), StateError> {
         check_passphrase_shape(&passphrase)?;
         let _w = self.writer.lock().await;
         if self.vault_path.exists() {
-            return Err(ErrorReply::new(
-                ErrorCode::VaultExists,
-                format!("a vault already exists at {}", self.vault_path.display()),
-            ));
+            return Err(StateError::VaultExists {
+                path: self.vault_path.clone(),
+            });
         }
         let kdf = self.kdf;
         let (file, key) =
             tokio::task::spawn_blocking(move || VaultFile::create(passphrase.expose(), kdf))
                 .await
-                .map_err(internal)?
-                .map_err(vault_reply)?;
+                .map_err(internal)??;
         let contents = Contents::default();
         self.save(&file, &key, &contents).await?;
         *self.write() = Some(Unlocked {
@@ -242,7 +221,7 @@ impl State {
 
     /// Unlocks with a passphrase (`Ok(false)`: already unlocked). Failed
     /// attempts are answered after a growing delay, one at a time.
-    pub async fn unlock(&self, with: Unlocker) -> Result<bool, ErrorReply> {
+    pub async fn unlock(&self, with: Unlocker) -> Result<bool, StateError> {
         let _a = self.attempts.lock().await;
         let _w = self.writer.lock().await;
         if self.is_unlocked() {
@@ -253,18 +232,11 @@ impl State {
             move || vault::read_vault(&path)
         })
         .await
-        .map_err(internal)?
-        .map_err(vault_reply)?
-        .ok_or_else(|| {
-            ErrorReply::new(
-                ErrorCode::Locked,
-                format!(
-                    "no vault at {}: run `vaultctl init` first",
-                    self.vault_path.display()
-                ),
-            )
+        .map_err(internal)??
+        .ok_or_else(|| StateError::NoVault {
+            path: self.vault_path.clone(),
         })?;
-        let parsed = VaultFile::parse(&bytes).map_err(vault_reply)?;
+        let parsed = VaultFile::parse(&bytes)?;
         let opened = tokio::task::spawn_blocking(move || match &with {
             Unlocker::KeyFile(secret) => {
                 let key: &[u8; 32] = secret
@@ -281,13 +253,12 @@ impl State {
             Ok(v) => v,
             Err(e @ (VaultError::WrongPassphrase | VaultError::WrongKeyfile)) => {
                 self.penalize().await;
-                return Err(vault_reply(e));
+                return Err(e.into());
             }
-            Err(e) => return Err(vault_reply(e)),
+            Err(e) => return Err(e.into()),
         };
-        let contents: Contents = proto::codec::decode(&plaintext).map_err(|_| {
-            ErrorReply::new(ErrorCode::VaultCorrupt, "vault contents are malformed")
-        })?;
+        let contents: Contents =
+            proto::codec::decode(&plaintext).map_err(|_| StateError::Malformed)?;
         drop(plaintext);
         self.reset_failures();
         let policies = compile(&contents);
@@ -308,9 +279,9 @@ impl State {
         file: &VaultFile,
         key: &DataKey,
         contents: &Contents,
-    ) -> Result<(), ErrorReply> {
+    ) -> Result<(), StateError> {
         let plaintext = Zeroizing::new(proto::codec::encode(contents).map_err(internal)?);
-        let sealed = file.seal(key, &plaintext).map_err(vault_reply)?;
+        let sealed = file.seal(key, &plaintext)?;
         drop(plaintext);
         let path = self.vault_path.clone();
         tokio::task::spawn_blocking(move || vault::write_atomic(&path, &sealed))
@@ -325,26 +296,27 @@ impl State {
                         ..
                     }
                 );
-                let mut reply = vault_reply(e);
-                if !replaced {
-                    reply.message.push_str("; the vault was not changed");
-                }
-                tracing::warn!("saving the vault failed: {}", reply.message);
-                reply
+                let e = StateError::Save {
+                    source: e,
+                    replaced,
+                };
+                tracing::warn!("saving the vault failed: {e}");
+                e
             })
     }
 
     /// Applies `change` to a copy of the contents (and optionally the key
     /// slots), saves it, and only then makes it visible. On any error the
     /// in-memory state is untouched and equal to what is on disk.
-    pub async fn mutate<F>(&self, change: F) -> Result<(), ErrorReply>
+    pub async fn mutate<F, E>(&self, change: F) -> Result<(), E>
     where
-        F: FnOnce(&mut Contents, &mut VaultFile, &mut DataKey) -> Result<(), ErrorReply>,
+        F: FnOnce(&mut Contents, &mut VaultFile, &mut DataKey) -> Result<(), E>,
+        E: From<StateError>,
     {
         let _w = self.writer.lock().await;
         let (mut contents, mut file, mut key) = {
             let guard = self.read();
-            let u = guard.as_ref().ok_or_else(locked)?;
+            let u = guard.as_ref().ok_or(StateError::Locked)?;
             (u.contents.clone(), u.file.clone(), u.key.clone())
         };
         // Outside the read lock: a change may take a while (passwd runs Argon2id).
@@ -373,9 +345,9 @@ impl State {
     /// Verifies the passphrase against the current slot (for passwd and
     /// keyfile create) on the same serialized, penalized path as unlock, so
     /// these requests are no faster way to guess.
-    pub async fn verify_passphrase(&self, passphrase: Secret) -> Result<(), ErrorReply> {
+    pub async fn verify_passphrase(&self, passphrase: Secret) -> Result<(), StateError> {
         let _a = self.attempts.lock().await;
-        let file = self.read().as_ref().ok_or_else(locked)?.file.clone();
+        let file = self.read().as_ref().ok_or(StateError::Locked)?.file.clone();
         let ok = tokio::task::spawn_blocking(move || file.check_passphrase(passphrase.expose()))
             .await
             .map_err(internal)?;
@@ -386,9 +358,9 @@ impl State {
             }
             Err(e @ VaultError::WrongPassphrase) => {
                 self.penalize().await;
-                Err(vault_reply(e))
+                Err(e.into())
             }
-            Err(e) => Err(vault_reply(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -422,36 +394,25 @@ impl State {
     /// contents are authenticated with the data key, so that a damaged or
     /// foreign file is refused rather than handed out as a backup (while
     /// locked, damage behind an intact header shows only at unlock).
-    pub async fn backup(&self) -> Result<Vec<u8>, ErrorReply> {
+    pub async fn backup(&self) -> Result<Vec<u8>, StateError> {
         let _w = self.writer.lock().await;
         let path = self.vault_path.clone();
         let bytes = tokio::task::spawn_blocking(move || vault::read_vault(&path))
             .await
-            .map_err(internal)?
-            .map_err(vault_reply)?
-            .ok_or_else(|| {
-                ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "no vault at {}: nothing to back up",
-                        self.vault_path.display()
-                    ),
-                )
+            .map_err(internal)??
+            .ok_or_else(|| StateError::NothingToBackUp {
+                path: self.vault_path.clone(),
             })?;
-        let parsed = VaultFile::parse(&bytes).map_err(vault_reply)?;
+        let parsed = VaultFile::parse(&bytes)?;
         let key = self.read().as_ref().map(|u| u.key.clone());
         if let Some(key) = key {
-            parsed.verify(&key).map_err(vault_reply)?;
+            parsed.verify(&key)?;
         }
         if bytes.len() > proto::MAX_BODY {
-            return Err(ErrorReply::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "{} is larger than one message can carry ({} bytes); copy it while vaultd is stopped",
-                    self.vault_path.display(),
-                    proto::MAX_BODY
-                ),
-            ));
+            return Err(StateError::BackupTooLarge {
+                path: self.vault_path.clone(),
+                max: proto::MAX_BODY,
+            });
         }
         Ok(bytes)
     }
@@ -460,9 +421,9 @@ impl State {
         self.kdf
     }
 
-    pub fn list(&self) -> Result<Vec<proto::CredentialInfo>, ErrorReply> {
+    pub fn list(&self) -> Result<Vec<proto::CredentialInfo>, StateError> {
         let guard = self.read();
-        let u = guard.as_ref().ok_or_else(locked)?;
+        let u = guard.as_ref().ok_or(StateError::Locked)?;
         Ok(u.contents
             .credentials
             .iter()
@@ -471,22 +432,22 @@ impl State {
     }
 
     /// Copies out what one job needs.
-    pub fn lease(&self, name: &str) -> Result<Lease, ErrorReply> {
+    pub fn lease(&self, name: &str) -> Result<Lease, StateError> {
         let guard = self.read();
-        let u = guard.as_ref().ok_or_else(locked)?;
+        let u = guard.as_ref().ok_or(StateError::Locked)?;
         let Some(cred) = u.contents.credentials.get(name) else {
             return Err(no_such(name));
         };
         let policy = match u.policies.get(name) {
             Some(p) => p.clone(),
-            None => Arc::new(Policy::from_spec(&(&cred.spec).into()).map_err(policy_reply)?),
+            None => Arc::new(Policy::from_spec(&(&cred.spec).into()).map_err(StateError::Spec)?),
         };
         let injection = cred
             .spec
             .injection
             .as_ref()
             .map(proto::Injection::from)
-            .ok_or_else(|| ErrorReply::new(ErrorCode::Internal, "credential has no injection"))?;
+            .ok_or_else(|| internal("credential has no injection"))?;
         let token = cred.value.open().map_err(internal)?;
         // An upstream that stores what it receives (a request log, an
         // "activity" page) can show a job one of the other tokens sent to
@@ -534,19 +495,15 @@ impl State {
     }
 }
 
-pub fn no_such(name: &str) -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::NoSuchCredential,
-        format!("no credential named {name:?} (see `vaultctl list`)"),
-    )
+pub fn no_such(name: &str) -> StateError {
+    StateError::NoSuchCredential {
+        name: name.to_owned(),
+    }
 }
 
-pub fn check_passphrase_shape(p: &Secret) -> Result<(), ErrorReply> {
+pub fn check_passphrase_shape(p: &Secret) -> Result<(), StateError> {
     if p.is_empty() {
-        return Err(ErrorReply::new(
-            ErrorCode::BadRequest,
-            "the passphrase must not be empty",
-        ));
+        return Err(StateError::EmptyPassphrase);
     }
     Ok(())
 }

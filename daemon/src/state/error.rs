@@ -1,0 +1,53 @@
+//! Why the state could not do what was asked. Messages name files and
+//! credentials, never a value.
+
+use std::path::PathBuf;
+
+use crate::vault::VaultError;
+
+/// Why the state could not do what was asked. Messages name files and
+/// credentials, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// A save failed; unless the rename had happened, nothing changed.
+    #[error("{source}{}", if *.replaced { "" } else { "; the vault was not changed" })]
+    Save { source: VaultError, replaced: bool },
+    #[error("the vault is locked: run `vaultctl unlock`")]
+    Locked,
+    #[error("no vault at {}: run `vaultctl init` first", path.display())]
+    NoVault { path: PathBuf },
+    #[error("a vault already exists at {}", path.display())]
+    VaultExists { path: PathBuf },
+    #[error("vault contents are malformed")]
+    Malformed,
+    #[error("no vault at {}: nothing to back up", path.display())]
+    NothingToBackUp { path: PathBuf },
+    #[error(
+        "{} is larger than one message can carry ({max} bytes); copy it while vaultd is stopped",
+        path.display()
+    )]
+    BackupTooLarge { path: PathBuf, max: usize },
+    #[error("no credential named {name:?} (see `vaultctl list`)")]
+    NoSuchCredential { name: String },
+    #[error(
+        "a credential named {name:?} already exists (use `vaultctl rotate` to change its value)"
+    )]
+    AlreadyExists { name: String },
+    #[error("the passphrase must not be empty")]
+    EmptyPassphrase,
+    #[error(transparent)]
+    BadName(#[from] crate::vault::store::InvalidName),
+    /// A stored spec that no longer compiles (a vault written by another
+    /// version).
+    #[error("the stored credential's policy is invalid: {0}")]
+    Spec(crate::job::policy::PolicyError),
+    /// vaultd's own fault (a task that panicked, the shielding key).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub(super) fn internal(e: impl std::fmt::Display) -> StateError {
+    StateError::Internal(e.to_string())
+}
