@@ -33,7 +33,10 @@ fn run(d: &Daemon, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
 
 struct Seen {
     path: String,
+    /// The bearer token (Authorization without `Bearer `).
     token: Vec<u8>,
+    /// The Cookie header as sent.
+    cookie: Vec<u8>,
 }
 
 fn read_head(s: &mut TcpStream) -> Seen {
@@ -44,6 +47,7 @@ fn read_head(s: &mut TcpStream) -> Seen {
     let text = String::from_utf8_lossy(&line).into_owned();
     let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let mut token = Vec::new();
+    let mut cookie = Vec::new();
     loop {
         line.clear();
         if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 || line == b"\r\n" {
@@ -62,13 +66,24 @@ fn read_head(s: &mut TcpStream) -> Seen {
         }
         if name == "authorization" {
             token = v.strip_prefix(b"Bearer ").unwrap_or(v).to_vec();
+        } else if name == "cookie" {
+            cookie = v.to_vec();
         }
     }
-    Seen { path, token }
+    Seen {
+        path,
+        token,
+        cookie,
+    }
 }
 
 fn raw_upstream(handler: fn(&Seen) -> Vec<u8>) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    raw_upstream_at("127.0.0.1:0", handler)
+}
+
+/// As [`raw_upstream`], bound to `bind` (a real service often binds 0.0.0.0).
+fn raw_upstream_at(bind: &str, handler: fn(&Seen) -> Vec<u8>) -> SocketAddr {
+    let l = TcpListener::bind(bind).unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for conn in l.incoming() {
@@ -243,6 +258,105 @@ fn everyday_encoders_the_redactor_misses() {
                     String::from_utf8_lossy(&body)
                 ));
             }
+        }
+    }
+    assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Finding 2 (medium): a header credential whose value is structured (a
+// session cookie `sid=SECRET`) is redacted only as a whole. Servers parse
+// it and echo the part that is the secret: httpbin's /cookies, Flask/Django
+// debug pages and "request inspector" endpoints show `{"sid": "SECRET"}`.
+// ---------------------------------------------------------------------------
+
+fn cookie_handler(seen: &Seen) -> Vec<u8> {
+    // As httpbin /cookies: every cookie parsed, values shown.
+    let text = String::from_utf8_lossy(&seen.cookie).into_owned();
+    let pairs: Vec<String> = text
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+        .collect();
+    format!("{{\"cookies\":{{{}}}}}\n", pairs.join(",")).into_bytes()
+}
+
+#[test]
+#[ignore = "finding: a Cookie credential `sid=SECRET` is redacted only whole; an upstream that shows parsed cookies hands SECRET out (fails today)"]
+fn parsed_cookie_credentials_are_echoed_without_their_name() {
+    let addr = raw_upstream(cookie_handler);
+    let origin = format!("http://{addr}");
+    let d = Daemon::start("");
+    d.init();
+    let secret = canary("SID");
+    let value = format!("sid={secret}");
+    d.add("session", &value, &["--header", "Cookie", "--origin", &origin])
+        .ok();
+    let (code, stdout, stderr) = run(&d, &["request", "session", &format!("{origin}/cookies")]);
+    let out = String::from_utf8_lossy(&stdout);
+    assert!(
+        !out.contains(&secret) && !String::from_utf8_lossy(&stderr).contains(&secret),
+        "exit {code}: the session secret reached the script: {out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Finding 3 (medium): the neighbours' redaction (round 1's fix for stored
+// echoes) matches credentials by host *string*. One service reachable by
+// another spelling of its address (127.0.0.2 for a service bound to
+// 0.0.0.0, the IPv4-mapped [::ffff:127.0.0.1] for any IPv4 loopback
+// service, or for real services a second hostname on the same backend) is a
+// different "host": a credential the script adds there reads the service's
+// request log, and the owner's token in it is not redacted.
+// ---------------------------------------------------------------------------
+
+static STORE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn store_handler(seen: &Seen) -> Vec<u8> {
+    let mut s = STORE.lock().unwrap();
+    let body = if seen.path.starts_with("/activity") {
+        let lines: Vec<String> = s
+            .iter()
+            .map(|t| format!("{{\"authorization\":\"Bearer {}\"}}", String::from_utf8_lossy(t)))
+            .collect();
+        format!("[{}]\n", lines.join(","))
+    } else {
+        "ok\n".to_owned()
+    };
+    s.push(seen.token.clone());
+    body.into_bytes()
+}
+
+#[test]
+#[ignore = "finding: neighbours are matched by host string; the same service under another address spelling reads the owner's stored token unredacted (fails today)"]
+fn stored_echoes_via_another_spelling_of_the_same_host() {
+    let addr = raw_upstream_at("0.0.0.0:0", store_handler);
+    let port = addr.port();
+    let d = Daemon::start("");
+    d.init();
+    let admin = canary("ADM");
+    let origin = format!("http://127.0.0.1:{port}");
+    d.add("admin", &admin, &["--bearer", "--origin", &origin]).ok();
+    // The owner's job uses `admin`; the service logs it.
+    run(&d, &["request", "admin", &format!("{origin}/api/thing")]);
+
+    let mut leaks = Vec::new();
+    for (name, alt, extra) in [
+        ("127.0.0.2 (service on 0.0.0.0)", format!("http://127.0.0.2:{port}"), None),
+        (
+            "IPv4-mapped IPv6",
+            format!("http://[::ffff:127.0.0.1]:{port}"),
+            Some("--allow-insecure-http"),
+        ),
+    ] {
+        let cred = format!("mine{}", leaks.len() + name.len());
+        let mut args = vec!["--bearer", "--origin", alt.as_str()];
+        args.extend(extra);
+        let added = d.add(&cred, "made-up-by-the-script", &args);
+        let (code, stdout, _) = run(&d, &["request", &cred, &format!("{alt}/activity")]);
+        let out = String::from_utf8_lossy(&stdout);
+        if out.contains(&admin) {
+            leaks.push(format!("{name} (add: {}; exit {code}): {out}", added.text().trim()));
         }
     }
     assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
