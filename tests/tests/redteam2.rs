@@ -177,6 +177,25 @@ fn encode(t: &[u8], form: &str) -> Vec<u8> {
                 )))
             .then(|| format!("%{:02X}", b))
         }),
+        // JavaScript escape() (still in legacy pages and bookmarklets):
+        // leaves `@*_+-./`, encodes `=` as %3D.
+        "js-escape" => map_bytes(t, |b| {
+            (!(b.is_ascii_alphanumeric() || b"@*_+-./".contains(&b))).then(|| format!("%{:02X}", b))
+        }),
+        // A 12-byte token in a larger base64 blob (a request dump sent as
+        // base64, e.g. a webhook inspector's raw view), here at alignment 2:
+        // the redactor builds the token's "cores" only when they reach 16
+        // characters, which at alignments 1 and 2 needs a 14-byte token.
+        "b64-blob" => {
+            use base64::Engine as _;
+            let mut dump = b"GET / HTTP/1.1\r\nauthorization: Bearer ".to_vec();
+            dump.extend_from_slice(t);
+            // The token's own base64 characters (the script recomputes them
+            // for any guess, or decodes the blob).
+            base64::engine::general_purpose::STANDARD
+                .encode(&dump)
+                .into_bytes()
+        }
         // Quoted-printable (a mail API's stored message, "your key is ..."):
         // `=` as `=3D`.
         "quoted-printable" => map_bytes(t, |b| (b == b'=').then(|| "=3D".to_owned())),
@@ -212,6 +231,8 @@ const FORMS: &[(&str, &str, &str)] = &[
     ("OWASP ESAPI encodeForHTML", "s", "esapi-html"),
     ("Go url.PathEscape / Spring encodePathSegment", "s", "path-segment"),
     ("quoted-printable", "s", "quoted-printable"),
+    ("JavaScript escape()", "s", "js-escape"),
+    ("a 12-byte token inside a base64 request dump", "t", "b64-blob"),
     ("WSGI latin-1 + json.dumps (httpbin /headers)", "u", "wsgi-json"),
     ("Node latin-1 header echoed as UTF-8", "u", "node-latin1"),
     ("Unicode upper-case", "u", "unicode-upper"),
@@ -233,10 +254,17 @@ fn everyday_encoders_the_redactor_misses() {
     let u_token = format!("{}-ÅÖöäßé", canary("Uni"));
     d.add("s", &s_token, &["--bearer", "--origin", &origin]).ok();
     d.add("u", &u_token, &["--bearer", "--origin", &origin]).ok();
+    // A short API key (12 bytes).
+    let t_token = canary("K")[..12].to_owned();
+    d.add("t", &t_token, &["--bearer", "--origin", &origin]).ok();
 
     let mut leaks = Vec::new();
     for (name, cred, form) in FORMS {
-        let token = if *cred == "s" { &s_token } else { &u_token };
+        let token = match *cred {
+            "s" => &s_token,
+            "t" => &t_token,
+            _ => &u_token,
+        };
         let echoed = encode(token.as_bytes(), form);
         for mode in ["plain", "--json", "-i"] {
             let url = format!("{origin}/form?f={form}");
