@@ -90,6 +90,11 @@ fn raw_upstream_at(bind: &str, handler: fn(&Seen) -> Vec<u8>) -> SocketAddr {
             let Ok(mut s) = conn else { continue };
             let seen = read_head(&mut s);
             let body = handler(&seen);
+            // A handler may answer a whole response of its own.
+            if body.starts_with(b"HTTP/1.1 ") {
+                let _ = s.write_all(&body);
+                continue;
+            }
             let mut out = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
@@ -500,4 +505,68 @@ fn another_uids_racing_squatter_gets_the_token() {
         "uid {} (not in allow_uids) received the token after {jobs} jobs (exit codes {codes:?}):\n{got}",
         user.uid
     );
+}
+
+// ---------------------------------------------------------------------------
+// Finding 5 (low: needs a token with URL-special characters): with -L, the
+// structured output's final `url` is the url crate's (WHATWG) serialization
+// of a same-origin Location that carries the token. WHATWG percent-encodes
+// only a few characters of a path (space, `"`, `<`, `>`, `` ` ``, `{`, `}`,
+// non-ASCII) and leaves `+`, `=`, `:`, `/` raw: a combination none of the
+// redactor's percent forms writes, so a token with a `"` or `{` (a JSON-ish
+// token) *and* a `+`, `=` or `:` comes back in `url`. (A non-ASCII token
+// is safe here: its raw Location is refused as not text.)
+// ---------------------------------------------------------------------------
+
+fn redirect_handler(seen: &Seen) -> Vec<u8> {
+    if seen.path.starts_with("/p/") {
+        return b"landed".to_vec();
+    }
+    let mut r = b"HTTP/1.1 302 Found\r\nLocation: /p/".to_vec();
+    r.extend_from_slice(&seen.token);
+    r.extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    r
+}
+
+#[test]
+#[ignore = "finding: the final `url` (WHATWG-encoded) of a same-origin redirect carrying a token with URL-special characters is not redacted (fails today)"]
+fn final_url_in_whatwg_percent_encoding() {
+    let addr = raw_upstream(redirect_handler);
+    let origin = format!("http://{addr}");
+    let d = Daemon::start("");
+    d.init();
+    let mut leaks = Vec::new();
+    for (cred, token) in [
+        ("json", format!("{}{{\"k\":1}}+Zz=", canary("J"))),
+    ] {
+        d.add(cred, &token, &["--bearer", "--origin", &origin]).ok();
+        let (code, stdout, _) = run(&d, &["request", cred, &format!("{origin}/start"), "-L", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
+        let url = v["url"].as_str().unwrap_or_default().to_owned();
+        let path = url.split_once("/p/").map(|(_, p)| p).unwrap_or_default();
+        let decoded = String::from_utf8_lossy(&percent_decode(path)).into_owned();
+        if decoded.contains(token.as_str()) {
+            leaks.push(format!("{cred} (exit {code}): url {url:?} decodes to the token"));
+        }
+    }
+    assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
+}
+
+/// `%XX` sequences decoded, everything else kept.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
