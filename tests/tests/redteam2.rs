@@ -214,6 +214,12 @@ fn encode(t: &[u8], form: &str) -> Vec<u8> {
             let s: String = t.iter().map(|&b| char::from(b)).collect();
             s.into_bytes()
         }
+        // nginx access log (escape=default), as a service's log viewer
+        // shows `$http_authorization`: `"`, `\` and bytes outside 0x20-0x7e
+        // as \xXX (Apache's mod_log_config does the same).
+        "nginx-log" => map_bytes(t, |b| {
+            (b == b'"' || b == b'\\' || !(0x20..=0x7e).contains(&b)).then(|| format!("\\x{:02X}", b))
+        }),
         // Python str.upper() / JS toUpperCase() of a non-ASCII token.
         "unicode-upper" => String::from_utf8_lossy(t).to_uppercase().into_bytes(),
         _ => t.to_vec(),
@@ -241,6 +247,7 @@ const FORMS: &[(&str, &str, &str)] = &[
     ("WSGI latin-1 + json.dumps (httpbin /headers)", "u", "wsgi-json"),
     ("Node latin-1 header echoed as UTF-8", "u", "node-latin1"),
     ("Unicode upper-case", "u", "unicode-upper"),
+    ("nginx/Apache access-log escaping", "u", "nginx-log"),
 ];
 
 // ---------------------------------------------------------------------------
@@ -248,7 +255,7 @@ const FORMS: &[(&str, &str, &str)] = &[
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding: the token echoed by ASP.NET Core JSON, Go html/template, ESAPI, Go PathEscape, quoted-printable, WSGI/Node latin-1 and Unicode case is not redacted (fails today)"]
+#[ignore = "finding: the token echoed by ASP.NET Core JSON, Go html/template, ESAPI, Go PathEscape, JS escape(), quoted-printable, base64 dumps of 12-13 byte tokens, WSGI/Node latin-1, nginx log escapes and Unicode case is not redacted (fails today)"]
 fn everyday_encoders_the_redactor_misses() {
     let addr = raw_upstream(form_handler);
     let origin = format!("http://{addr}");
