@@ -592,3 +592,55 @@ fn percent_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------
+// Finding 6 (medium, needs a storing upstream as round 1's finding 3):
+// neighbour redaction lasts only as long as the credential. The script
+// (the owner's uid) may `remove` or `rotate` any credential without the
+// passphrase; the old value is then forgotten by vaultd but still valid at
+// the service, and the service's request log shows it unredacted to a
+// credential the script adds. SECURITY.md treats a rotated-out value as the
+// owner's own doing ("revoke the old value at the service when you
+// rotate"); here the script forces it.
+// ---------------------------------------------------------------------------
+
+static STORE2: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn store2_handler(seen: &Seen) -> Vec<u8> {
+    let mut s = STORE2.lock().unwrap();
+    let body = if seen.path.starts_with("/activity") {
+        let lines: Vec<String> = s
+            .iter()
+            .map(|t| format!("{{\"authorization\":\"Bearer {}\"}}", String::from_utf8_lossy(t)))
+            .collect();
+        format!("[{}]\n", lines.join(","))
+    } else {
+        "ok\n".to_owned()
+    };
+    s.push(seen.token.clone());
+    body.into_bytes()
+}
+
+#[test]
+#[ignore = "finding: the script removes (or rotates) the owner's credential without the passphrase, then reads the still-valid old token from the service's request log unredacted (fails today)"]
+fn the_script_removes_a_credential_then_reads_its_stored_token() {
+    let addr = raw_upstream(store2_handler);
+    let origin = format!("http://{addr}");
+    let d = Daemon::start("");
+    d.init();
+    let admin = canary("OWN");
+    d.add("admin", &admin, &["--bearer", "--origin", &origin]).ok();
+    // The owner's job uses `admin`; the service logs it.
+    run(&d, &["request", "admin", &format!("{origin}/api/thing")]);
+    // The script: no passphrase asked.
+    let (rm, _, rm_err) = run(&d, &["remove", "admin"]);
+    d.add("mine", "made-up-by-the-script", &["--bearer", "--origin", &origin])
+        .ok();
+    let (code, stdout, _) = run(&d, &["request", "mine", &format!("{origin}/activity")]);
+    let out = String::from_utf8_lossy(&stdout);
+    assert!(
+        !out.contains(&admin),
+        "remove exit {rm} ({}); /activity (exit {code}) shows the removed, still valid token: {out}",
+        String::from_utf8_lossy(&rm_err).trim()
+    );
+}
