@@ -218,7 +218,8 @@ fn encode(t: &[u8], form: &str) -> Vec<u8> {
         // shows `$http_authorization`: `"`, `\` and bytes outside 0x20-0x7e
         // as \xXX (Apache's mod_log_config does the same).
         "nginx-log" => map_bytes(t, |b| {
-            (b == b'"' || b == b'\\' || !(0x20..=0x7e).contains(&b)).then(|| format!("\\x{:02X}", b))
+            (b == b'"' || b == b'\\' || !(0x20..=0x7e).contains(&b))
+                .then(|| format!("\\x{:02X}", b))
         }),
         // Java String.toUpperCase() under a Turkish default locale (tr_TR):
         // an ASCII `i` becomes U+0130, the rest ASCII upper case.
@@ -247,18 +248,38 @@ fn form_handler(seen: &Seen) -> Vec<u8> {
 /// (case, credential, form). `s`: a base64-style token with `+`, `/`, `=`;
 /// `u`: a token with non-ASCII letters (a header value may carry them).
 const FORMS: &[(&str, &str, &str)] = &[
-    ("ASP.NET Core JSON (System.Text.Json default encoder)", "s", "dotnet-json"),
+    (
+        "ASP.NET Core JSON (System.Text.Json default encoder)",
+        "s",
+        "dotnet-json",
+    ),
     ("Go html/template", "s", "go-html-template"),
     ("OWASP ESAPI encodeForHTML", "s", "esapi-html"),
-    ("Go url.PathEscape / Spring encodePathSegment", "s", "path-segment"),
+    (
+        "Go url.PathEscape / Spring encodePathSegment",
+        "s",
+        "path-segment",
+    ),
     ("quoted-printable", "s", "quoted-printable"),
     ("JavaScript escape()", "s", "js-escape"),
-    ("a 12-byte token inside a base64 request dump", "t", "b64-blob"),
-    ("WSGI latin-1 + json.dumps (httpbin /headers)", "u", "wsgi-json"),
+    (
+        "a 12-byte token inside a base64 request dump",
+        "t",
+        "b64-blob",
+    ),
+    (
+        "WSGI latin-1 + json.dumps (httpbin /headers)",
+        "u",
+        "wsgi-json",
+    ),
     ("Node latin-1 header echoed as UTF-8", "u", "node-latin1"),
     ("Unicode upper-case", "u", "unicode-upper"),
     ("nginx/Apache access-log escaping", "u", "nginx-log"),
-    ("Java toUpperCase() in a Turkish locale (ASCII token)", "i", "turkish-upper"),
+    (
+        "Java toUpperCase() in a Turkish locale (ASCII token)",
+        "i",
+        "turkish-upper",
+    ),
 ];
 
 // ---------------------------------------------------------------------------
@@ -275,14 +296,18 @@ fn everyday_encoders_the_redactor_misses() {
     // As many APIs issue them: standard base64 with `+`, `/` and `=`.
     let s_token = format!("{}+{}/Zz==", canary("B64"), canary("More"));
     let u_token = format!("{}-ÅÖöäßé", canary("Uni"));
-    d.add("s", &s_token, &["--bearer", "--origin", &origin]).ok();
-    d.add("u", &u_token, &["--bearer", "--origin", &origin]).ok();
+    d.add("s", &s_token, &["--bearer", "--origin", &origin])
+        .ok();
+    d.add("u", &u_token, &["--bearer", "--origin", &origin])
+        .ok();
     // A short API key (12 bytes).
     let t_token = canary("K")[..12].to_owned();
-    d.add("t", &t_token, &["--bearer", "--origin", &origin]).ok();
+    d.add("t", &t_token, &["--bearer", "--origin", &origin])
+        .ok();
     // An ASCII token with an `i` in it.
     let i_token = format!("api-{}", canary("live"));
-    d.add("i", &i_token, &["--bearer", "--origin", &origin]).ok();
+    d.add("i", &i_token, &["--bearer", "--origin", &origin])
+        .ok();
 
     let mut leaks = Vec::new();
     for (name, cred, form) in FORMS {
@@ -345,8 +370,12 @@ fn parsed_cookie_credentials_are_echoed_without_their_name() {
     d.init();
     let secret = canary("SID");
     let value = format!("sid={secret}");
-    d.add("session", &value, &["--header", "Cookie", "--origin", &origin])
-        .ok();
+    d.add(
+        "session",
+        &value,
+        &["--header", "Cookie", "--origin", &origin],
+    )
+    .ok();
     let (code, stdout, stderr) = run(&d, &["request", "session", &format!("{origin}/cookies")]);
     let out = String::from_utf8_lossy(&stdout);
     assert!(
@@ -372,7 +401,12 @@ fn store_handler(seen: &Seen) -> Vec<u8> {
     let body = if seen.path.starts_with("/activity") {
         let lines: Vec<String> = s
             .iter()
-            .map(|t| format!("{{\"authorization\":\"Bearer {}\"}}", String::from_utf8_lossy(t)))
+            .map(|t| {
+                format!(
+                    "{{\"authorization\":\"Bearer {}\"}}",
+                    String::from_utf8_lossy(t)
+                )
+            })
             .collect();
         format!("[{}]\n", lines.join(","))
     } else {
@@ -391,13 +425,18 @@ fn stored_echoes_via_another_spelling_of_the_same_host() {
     d.init();
     let admin = canary("ADM");
     let origin = format!("http://127.0.0.1:{port}");
-    d.add("admin", &admin, &["--bearer", "--origin", &origin]).ok();
+    d.add("admin", &admin, &["--bearer", "--origin", &origin])
+        .ok();
     // The owner's job uses `admin`; the service logs it.
     run(&d, &["request", "admin", &format!("{origin}/api/thing")]);
 
     let mut leaks = Vec::new();
     for (name, alt, extra) in [
-        ("127.0.0.2 (service on 0.0.0.0)", format!("http://127.0.0.2:{port}"), None),
+        (
+            "127.0.0.2 (service on 0.0.0.0)",
+            format!("http://127.0.0.2:{port}"),
+            None,
+        ),
         (
             "IPv4-mapped IPv6",
             format!("http://[::ffff:127.0.0.1]:{port}"),
@@ -411,7 +450,10 @@ fn stored_echoes_via_another_spelling_of_the_same_host() {
         let (code, stdout, _) = run(&d, &["request", &cred, &format!("{alt}/activity")]);
         let out = String::from_utf8_lossy(&stdout);
         if out.contains(&admin) {
-            leaks.push(format!("{name} (add: {}; exit {code}): {out}", added.text().trim()));
+            leaks.push(format!(
+                "{name} (add: {}; exit {code}): {out}",
+                added.text().trim()
+            ));
         }
     }
     assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
@@ -472,7 +514,12 @@ fn racing_squatter_as(
     log: &std::path::Path,
 ) -> std::process::Child {
     user.command(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "racing_squatter_helper", "--nocapture", "--include-ignored"])
+        .args([
+            "--exact",
+            "racing_squatter_helper",
+            "--nocapture",
+            "--include-ignored",
+        ])
         .env("TOKENVAULT_RACE_PORT", port.to_string())
         .env("TOKENVAULT_RACE_LOG", log)
         .stdin(std::process::Stdio::null())
@@ -503,7 +550,8 @@ fn another_uids_racing_squatter_gets_the_token() {
     let token = canary("RACE");
     let d = Daemon::start("");
     d.init();
-    d.add("local", &token, &["--bearer", "--origin", &origin]).ok();
+    d.add("local", &token, &["--bearer", "--origin", &origin])
+        .ok();
     let mut squatter = racing_squatter_as(&user, port, &log);
     std::thread::sleep(Duration::from_millis(300));
     let mut codes = std::collections::BTreeMap::new();
@@ -558,17 +606,20 @@ fn final_url_in_whatwg_percent_encoding() {
     let d = Daemon::start("");
     d.init();
     let mut leaks = Vec::new();
-    for (cred, token) in [
-        ("json", format!("{}{{\"k\":1}}+Zz=", canary("J"))),
-    ] {
+    for (cred, token) in [("json", format!("{}{{\"k\":1}}+Zz=", canary("J")))] {
         d.add(cred, &token, &["--bearer", "--origin", &origin]).ok();
-        let (code, stdout, _) = run(&d, &["request", cred, &format!("{origin}/start"), "-L", "--json"]);
+        let (code, stdout, _) = run(
+            &d,
+            &["request", cred, &format!("{origin}/start"), "-L", "--json"],
+        );
         let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
         let url = v["url"].as_str().unwrap_or_default().to_owned();
         let path = url.split_once("/p/").map(|(_, p)| p).unwrap_or_default();
         let decoded = String::from_utf8_lossy(&percent_decode(path)).into_owned();
         if decoded.contains(token.as_str()) {
-            leaks.push(format!("{cred} (exit {code}): url {url:?} decodes to the token"));
+            leaks.push(format!(
+                "{cred} (exit {code}): url {url:?} decodes to the token"
+            ));
         }
     }
     assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
@@ -611,7 +662,12 @@ fn store2_handler(seen: &Seen) -> Vec<u8> {
     let body = if seen.path.starts_with("/activity") {
         let lines: Vec<String> = s
             .iter()
-            .map(|t| format!("{{\"authorization\":\"Bearer {}\"}}", String::from_utf8_lossy(t)))
+            .map(|t| {
+                format!(
+                    "{{\"authorization\":\"Bearer {}\"}}",
+                    String::from_utf8_lossy(t)
+                )
+            })
             .collect();
         format!("[{}]\n", lines.join(","))
     } else {
@@ -629,13 +685,18 @@ fn the_script_removes_a_credential_then_reads_its_stored_token() {
     let d = Daemon::start("");
     d.init();
     let admin = canary("OWN");
-    d.add("admin", &admin, &["--bearer", "--origin", &origin]).ok();
+    d.add("admin", &admin, &["--bearer", "--origin", &origin])
+        .ok();
     // The owner's job uses `admin`; the service logs it.
     run(&d, &["request", "admin", &format!("{origin}/api/thing")]);
     // The script: no passphrase asked.
     let (rm, _, rm_err) = run(&d, &["remove", "admin"]);
-    d.add("mine", "made-up-by-the-script", &["--bearer", "--origin", &origin])
-        .ok();
+    d.add(
+        "mine",
+        "made-up-by-the-script",
+        &["--bearer", "--origin", &origin],
+    )
+    .ok();
     let (code, stdout, _) = run(&d, &["request", "mine", &format!("{origin}/activity")]);
     let out = String::from_utf8_lossy(&stdout);
     assert!(
