@@ -606,7 +606,10 @@ fn final_url_in_whatwg_percent_encoding() {
     let d = Daemon::start("");
     d.init();
     let mut leaks = Vec::new();
-    for (cred, token) in [("json", format!("{}{{\"k\":1}}+Zz=", canary("J")))] {
+    for (cred, token) in [
+        ("json", format!("{}{{\"k\":1}}+Zz=", canary("J"))),
+        ("spaced", format!("{} key+Zz=", canary("S"))),
+    ] {
         d.add(cred, &token, &["--bearer", "--origin", &origin]).ok();
         let (code, stdout, _) = run(
             &d,
