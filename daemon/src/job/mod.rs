@@ -12,3 +12,4 @@ pub mod prepare;
 pub mod redact;
 pub mod sign;
 pub mod stream;
+pub mod unescape;

@@ -84,7 +84,7 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 /// for the token starting at each offset within a 3-byte group) are only
 /// used when at least this long, so a short token cannot make random data
 /// match.
-const MIN_CORE: usize = 16;
+const MIN_CORE: usize = 12;
 
 /// Removes echoes of a token from a response before it leaves the daemon.
 /// Cloning shares the automaton.
@@ -98,7 +98,18 @@ struct Inner {
     patterns: Vec<Zeroizing<Vec<u8>>>,
     /// All patterns, ASCII case-insensitive, standard (overlapping) semantics.
     matcher: AhoCorasick,
+    /// The tokens themselves and their Unicode case variants, searched in
+    /// the decoded views of a response (see [`super::unescape`]).
+    plain: Vec<Zeroizing<Vec<u8>>>,
+    plain_matcher: AhoCorasick,
+    /// Whether any token has a byte outside ASCII.
+    non_ascii: bool,
 }
+
+/// How many bytes of a response one decoded byte can come from at most
+/// (`&#x0002b;`, a surrogate pair `\ud83d\ude00` for four bytes, `\u00c3`
+/// for one byte of mojibake): bounds how much a streamed body holds back.
+const MAX_ESCAPE_LEN: usize = 12;
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -121,14 +132,34 @@ impl Redactor {
     /// One automaton for several tokens: a job's own, and the others sent
     /// to the same hosts, which a storing upstream may show it.
     pub fn for_tokens(tokens: &[&[u8]]) -> Redactor {
-        let mut patterns: Vec<Zeroizing<Vec<u8>>> = tokens
-            .iter()
-            .filter(|t| !t.is_empty())
-            .flat_map(|t| forms(t))
-            .collect();
+        // A header credential such as `Cookie: sid=SECRET` or
+        // `Authorization: Token SECRET` is echoed by servers that parse it
+        // as the value alone (`{"sid": "SECRET"}`): that part is a token too.
+        let mut all: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        for t in tokens.iter().filter(|t| !t.is_empty()) {
+            all.push(copy(t));
+            for sep in [b'=', b' '] {
+                if let Some(i) = t.iter().position(|&b| b == sep) {
+                    let value = t[i + 1..].trim_ascii();
+                    if value.len() >= MIN_VALUE_PART {
+                        all.push(copy(value));
+                    }
+                }
+            }
+        }
+        let mut patterns: Vec<Zeroizing<Vec<u8>>> = all.iter().flat_map(|t| forms(t)).collect();
         if patterns.is_empty() {
             return Redactor { inner: None };
         }
+        let mut plain: Vec<Zeroizing<Vec<u8>>> =
+            all.iter().flat_map(|t| case_variants(t)).collect();
+        // Searched as they are too: most case-changed echoes hold no escape.
+        patterns.extend(plain.iter().map(|p| copy(p)));
+        for p in &mut plain {
+            p.make_ascii_lowercase();
+        }
+        plain.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        plain.dedup();
         for p in &mut patterns {
             p.make_ascii_lowercase();
         }
@@ -140,14 +171,24 @@ impl Redactor {
         // memory (15 KiB against 330 KiB) and searches about as fast; a
         // DFA's table (states x byte classes) would reach hundreds of MiB
         // for a long token.
-        let matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(patterns.iter().map(|p| p.as_slice()))
-            .expect("patterns are bounded by MAX_SECRET");
+        let build = |ps: &[Zeroizing<Vec<u8>>]| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(ps.iter().map(|p| p.as_slice()))
+                .expect("patterns are bounded by MAX_SECRET")
+        };
+        let matcher = build(&patterns);
+        let plain_matcher = build(&plain);
         Redactor {
-            inner: Some(Arc::new(Inner { patterns, matcher })),
+            inner: Some(Arc::new(Inner {
+                patterns,
+                matcher,
+                non_ascii: all.iter().any(|t| !t.is_ascii()),
+                plain,
+                plain_matcher,
+            })),
         }
     }
 
@@ -168,7 +209,12 @@ impl Redactor {
     /// Length of the longest pattern: how much of a streamed body may still
     /// be the start of an echo.
     fn max_len(&self) -> usize {
-        self.patterns().first().map_or(0, |p| p.len())
+        let Some(inner) = &self.inner else {
+            return 0;
+        };
+        let forms = inner.patterns.first().map_or(0, |p| p.len());
+        let escaped = inner.plain.first().map_or(0, |p| p.len()) * MAX_ESCAPE_LEN;
+        forms.max(escaped)
     }
 
     /// For header values: the same on bytes, converted back lossily (a
@@ -203,7 +249,12 @@ impl Redactor {
         };
         // Patterns are sorted longest first: most header values are shorter
         // than any encoding of the token and need no search at all.
-        if inner.patterns.last().is_none_or(|p| data.len() < p.len()) {
+        let shortest = inner
+            .patterns
+            .last()
+            .map_or(0, |p| p.len())
+            .min(inner.plain.last().map_or(0, |p| p.len()));
+        if data.len() < shortest {
             return merged;
         }
         // Occurrences arrive in order of their end; one that starts before
@@ -220,8 +271,72 @@ impl Redactor {
             }
             merged.push((s, e));
         }
+        // The token with any of its characters escaped, in any syntax mix:
+        // searched in the decoded views, mapped back to the original bytes.
+        let reach = self.max_len();
+        let mut extra = Vec::new();
+        for syntax in super::unescape::VIEWS {
+            // Without a non-ASCII token the Latin-1 view finds nothing new.
+            if syntax.latin1 && !inner.non_ascii {
+                continue;
+            }
+            for (ws, we) in super::unescape::windows(data, syntax, reach) {
+                let view = super::unescape::decode(&data[ws..we], syntax);
+                for m in inner.plain_matcher.find_overlapping_iter(&view.bytes[..]) {
+                    let (s, e) = view.source_span(m.start(), m.end());
+                    extra.push((ws + s, ws + e));
+                }
+            }
+        }
+        if !extra.is_empty() {
+            merged.extend(extra);
+            merged.sort_unstable();
+            merge_sorted(&mut merged);
+        }
         merged
     }
+}
+
+/// The shortest value part of a `name=value` or `scheme value` credential
+/// that is redacted on its own: shorter ones would match ordinary text.
+const MIN_VALUE_PART: usize = 8;
+
+/// The token as it is, and with its case changed as other languages'
+/// runtimes change it: Unicode upper and lower case (full mappings, so
+/// `ß` becomes `SS`), and Turkish-locale casing (`i` to `İ`, `I` to `ı`),
+/// which Java's `toUpperCase()` applies under a Turkish default locale.
+/// ASCII case is left to the matcher, which ignores it.
+fn case_variants(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out = vec![copy(token)];
+    let Ok(s) = std::str::from_utf8(token) else {
+        return out;
+    };
+    let variants: [Zeroizing<String>; 4] = [
+        Zeroizing::new(s.to_uppercase()),
+        Zeroizing::new(s.to_lowercase()),
+        Zeroizing::new(
+            s.chars()
+                .flat_map(|c| match c {
+                    'i' => vec!['\u{130}'],
+                    c => c.to_uppercase().collect(),
+                })
+                .collect(),
+        ),
+        Zeroizing::new(
+            s.chars()
+                .flat_map(|c| match c {
+                    'I' => vec!['\u{131}'],
+                    c => c.to_lowercase().collect(),
+                })
+                .collect(),
+        ),
+    ];
+    for v in variants.iter() {
+        if v.as_bytes() != token {
+            out.push(copy(v.as_bytes()));
+        }
+    }
+    out
 }
 
 /// Replaces each `[start, end)` span (sorted, disjoint) with the mark; wipes
@@ -977,5 +1092,34 @@ mod cost {
                 );
             }
         }
+    }
+
+    /// Any subset of a token's characters escaped, in any mix of syntaxes,
+    /// and its case changed beyond ASCII (job::unescape, case_variants).
+    #[test]
+    fn escaped_subsets_and_unicode_case_are_caught() {
+        let token = "Ab+Cd/Ef==Gh-ÖÄß";
+        let r = Redactor::new(token.as_bytes());
+        for echo in [
+            "Ab\\u002BCd/Ef==Gh-ÖÄß",
+            "Ab&#43;Cd&#x2F;Ef=3D=3DGh-ÖÄß",
+            "Ab+Cd%2FEf%3D=Gh-\\xC3\\x96ÄSS",
+            "AB+CD/EF==GH-ÖÄSS",
+            "ab+cd/ef==gh-öäß",
+            "token=Ab%2bCd/Ef==Gh-%C3%96%C3%84%C3%9F;",
+            "Ab+Cd/Ef==Gh-\\u00c3\\u0096\\u00c3\\u0084\\u00c3\\u009f",
+        ] {
+            let out = r.redact(format!("x={echo};").into_bytes());
+            let out = String::from_utf8_lossy(&out).into_owned();
+            assert!(out.contains("[redacted]"), "{echo} -> {out}");
+            assert!(
+                !out.contains("Cd") && !out.contains("cd") && !out.contains("CD"),
+                "{echo} -> {out}"
+            );
+        }
+        // A cookie-style credential's value on its own.
+        let r = Redactor::new(b"sid=0123456789abcdef");
+        let out = r.redact(b"{\"sid\": \"0123456789abcdef\"}".to_vec());
+        assert!(!String::from_utf8_lossy(&out).contains("0123456789"));
     }
 }

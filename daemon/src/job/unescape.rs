@@ -1,0 +1,308 @@
+//! A decoded view of a response, for the redactor's second search.
+//!
+//! Encoders escape *some* characters of a string, and which ones differs
+//! from one to the next: ASP.NET's JSON writes `+` as `\u002B`, Go's
+//! html/template writes it as `&#43;`, OWASP ESAPI as `&#x2b;`, Go's
+//! `url.PathEscape` escapes `/` but not `+` or `=`, JavaScript's
+//! `escape()` escapes `=` but not `/`, quoted-printable writes `=` as `=3D`,
+//! nginx's log writes bytes outside ASCII as `\xC3`. A list of whole-token
+//! forms can only follow the encoders someone thought of; decoding every
+//! escape syntax first and searching the result for the token catches any
+//! subset of escaped characters, in any mix of these syntaxes, at linear
+//! cost.
+//!
+//! Decoded here: `%HH`, `=HH` (quoted-printable), `\xHH`, `\uXXXX` (with
+//! surrogate pairs), `\/`, `\\`, `\"`, `&#NN;`, `&#xHH;`, `&amp;`, `&lt;`,
+//! `&gt;`, `&quot;`, `&apos;`. In the *Latin-1* view, a character below
+//! U+0100 (escaped, or raw as a two-byte UTF-8 sequence) stands for one
+//! byte: what WSGI, Node.js and others make of a UTF-8 header they decode
+//! as Latin-1 ("mojibake") and write back.
+//!
+//! A match in the view is mapped back to the bytes of the original it came
+//! from, so the whole escaped echo is replaced. Decoding something that was
+//! not an escape can only make more text match, never less: the redactor
+//! over-redacts safely.
+
+use zeroize::Zeroizing;
+
+/// The decoded bytes and where each came from.
+pub struct View {
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// `(decoded_start, decoded_end, source_start, source_end)` of every
+    /// escape, in order. Bytes outside them map one to one.
+    escapes: Vec<(usize, usize, usize, usize)>,
+}
+
+impl View {
+    /// The `[start, end)` span of the original that decoded to
+    /// `[start, end)` of the view.
+    pub fn source_span(&self, start: usize, end: usize) -> (usize, usize) {
+        (self.source_of(start).0, self.source_of(end - 1).1)
+    }
+
+    /// The source bytes that produced decoded byte `d`.
+    fn source_of(&self, d: usize) -> (usize, usize) {
+        let i = self.escapes.partition_point(|e| e.0 <= d);
+        match i.checked_sub(1).map(|i| self.escapes[i]) {
+            Some((ds, de, ss, se)) if d < de => {
+                let _ = ds;
+                (ss, se)
+            }
+            Some((_, de, _, se)) => {
+                let s = se + (d - de);
+                (s, s + 1)
+            }
+            None => (d, d + 1),
+        }
+    }
+}
+
+/// The stretches of `data` worth decoding: around each escape, `reach`
+/// bytes either way (an echo that contains the escape lies within them; an
+/// echo without one is found by the plain search), merged. Most bodies
+/// (binary, or text without escapes) have few or none, so most bytes are
+/// never copied.
+pub fn windows(data: &[u8], syntax: Syntax, reach: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let Some(run) = data[i..].iter().position(|b| starts(b, syntax)) else {
+            break;
+        };
+        i += run;
+        match escape_at(data, i, syntax) {
+            Some((len, _)) => {
+                let (s, e) = (i.saturating_sub(reach), (i + len + reach).min(data.len()));
+                match out.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                    _ => out.push((s, e)),
+                }
+                i += len;
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// Whether an escape may start with `b`.
+fn starts(b: &u8, syntax: Syntax) -> bool {
+    matches!(b, b'%' | b'\\' | b'&') || (syntax.qp && *b == b'=') || (syntax.latin1 && *b >= 0xC2)
+}
+
+/// Which escapes a view decodes.
+#[derive(Clone, Copy, Debug)]
+pub struct Syntax {
+    /// Characters below U+0100 stand for one byte (mojibake).
+    pub latin1: bool,
+    /// Quoted-printable `=HH`, only for bytes that are ASCII and not
+    /// alphanumeric (what quoted-printable escapes in a token: `=` as
+    /// `=3D`). `=` so often comes right before a token (`token=…`,
+    /// `sid=…`) that decoding it as an escape could break the match: the
+    /// redactor also searches a view without it.
+    pub qp: bool,
+}
+
+/// The views the redactor searches.
+pub const VIEWS: [Syntax; 3] = [
+    Syntax {
+        latin1: false,
+        qp: true,
+    },
+    Syntax {
+        latin1: false,
+        qp: false,
+    },
+    Syntax {
+        latin1: true,
+        qp: true,
+    },
+];
+
+/// The decoded view of `data`.
+pub fn decode(data: &[u8], syntax: Syntax) -> View {
+    let latin1 = syntax.latin1;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(data.len()));
+    let mut escapes = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        // Runs without an escape's first byte are copied whole.
+        let run = data[i..]
+            .iter()
+            .position(|b| starts(b, syntax))
+            .unwrap_or(data.len() - i);
+        bytes.extend_from_slice(&data[i..i + run]);
+        i += run;
+        if i == data.len() {
+            break;
+        }
+        match escape_at(data, i, syntax) {
+            Some((len, out)) => {
+                let start = bytes.len();
+                out.write(&mut bytes, latin1);
+                escapes.push((start, bytes.len(), i, i + len));
+                i += len;
+            }
+            None => {
+                bytes.push(data[i]);
+                i += 1;
+            }
+        }
+    }
+    View { bytes, escapes }
+}
+
+/// What one escape decodes to.
+enum Out {
+    Byte(u8),
+    Char(u32),
+}
+
+impl Out {
+    fn write(self, v: &mut Vec<u8>, latin1: bool) {
+        match self {
+            Out::Byte(b) => v.push(b),
+            Out::Char(cp) if latin1 && cp < 0x100 => v.push(cp as u8),
+            Out::Char(cp) => {
+                let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+                let mut buf = [0u8; 4];
+                v.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+}
+
+fn hex_val(b: u8) -> Option<u32> {
+    (b as char).to_digit(16)
+}
+
+fn hex_n(data: &[u8], at: usize, n: usize) -> Option<u32> {
+    let s = data.get(at..at + n)?;
+    s.iter()
+        .try_fold(0u32, |acc, &b| Some(acc * 16 + hex_val(b)?))
+}
+
+/// The escape starting at `i`, if any: its length and what it stands for.
+fn escape_at(data: &[u8], i: usize, syntax: Syntax) -> Option<(usize, Out)> {
+    let rest = &data[i..];
+    let latin1 = syntax.latin1;
+    match rest[0] {
+        b'%' => Some((3, Out::Byte(hex_n(data, i + 1, 2)? as u8))),
+        b'=' if syntax.qp => {
+            let b = hex_n(data, i + 1, 2)? as u8;
+            (b.is_ascii() && !b.is_ascii_alphanumeric()).then_some((3, Out::Byte(b)))
+        }
+        b'\\' => match *rest.get(1)? {
+            b'x' | b'X' => Some((4, Out::Byte(hex_n(data, i + 2, 2)? as u8))),
+            b'u' => {
+                let hi = hex_n(data, i + 2, 4)?;
+                if (0xD800..0xDC00).contains(&hi) && rest.get(6..8) == Some(b"\\u") {
+                    if let Some(lo) =
+                        hex_n(data, i + 8, 4).filter(|lo| (0xDC00..0xE000).contains(lo))
+                    {
+                        let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                        return Some((12, Out::Char(cp)));
+                    }
+                }
+                Some((6, Out::Char(hi)))
+            }
+            b @ (b'/' | b'\\' | b'"') => Some((2, Out::Byte(b))),
+            _ => None,
+        },
+        b'&' => html_entity(rest),
+        // Mojibake: a character below U+0100 written as UTF-8 stands for
+        // the one byte it was decoded from.
+        b @ (0xC2 | 0xC3) if latin1 => {
+            let next = *rest.get(1)?;
+            (0x80..0xC0)
+                .contains(&next)
+                .then_some((2, Out::Byte(((b & 0x03) << 6) | (next & 0x3F))))
+        }
+        _ => None,
+    }
+}
+
+fn html_entity(rest: &[u8]) -> Option<(usize, Out)> {
+    let end = rest.iter().take(12).position(|&b| b == b';')?;
+    let body = &rest[1..end];
+    let cp = match body {
+        b"amp" => u32::from(b'&'),
+        b"lt" => u32::from(b'<'),
+        b"gt" => u32::from(b'>'),
+        b"quot" => u32::from(b'"'),
+        b"apos" => u32::from(b'\''),
+        [b'#', b'x' | b'X', hex @ ..] if !hex.is_empty() => hex
+            .iter()
+            .try_fold(0u32, |acc, &b| Some(acc.checked_mul(16)? + hex_val(b)?))?,
+        [b'#', dec @ ..] if !dec.is_empty() => dec.iter().try_fold(0u32, |acc, &b| {
+            Some(acc.checked_mul(10)? + (b as char).to_digit(10)?)
+        })?,
+        _ => return None,
+    };
+    Some((end + 1, Out::Char(cp)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(s: &[u8], latin1: bool) -> Vec<u8> {
+        decode(s, Syntax { latin1, qp: true }).bytes.to_vec()
+    }
+
+    #[test]
+    fn every_syntax_decodes() {
+        for (escaped, plain) in [
+            (&b"a%2Bb%2fc"[..], &b"a+b/c"[..]),
+            (b"a=3Db", b"a=b"),
+            (b"a\\x2Bb", b"a+b"),
+            (b"a\\u002Bb\\/c\\\\d\\\"e", b"a+b/c\\d\"e"),
+            (
+                b"a&#43;b&#x2b;c&#X2F;d&amp;e&lt;&gt;&quot;&apos;",
+                b"a+b+c/d&e<>\"'",
+            ),
+            (b"\\ud83d\\ude00", "\u{1F600}".as_bytes()),
+            (b"no escapes at all", b"no escapes at all"),
+            // Quoted-printable only for what it escapes in a token.
+            (b"token=B64", b"token=B64"),
+            (b"%zz =G \\q &nope; &#;", b"%zz =G \\q &nope; &#;"),
+        ] {
+            assert_eq!(
+                view(escaped, false),
+                plain,
+                "{}",
+                String::from_utf8_lossy(escaped)
+            );
+        }
+    }
+
+    #[test]
+    fn latin1_view_undoes_mojibake() {
+        let token = "ö".as_bytes(); // C3 B6
+        assert_eq!(view(b"\\u00c3\\u00b6", true), token);
+        assert_eq!(view("Ã¶".as_bytes(), true), token);
+        assert_eq!(view(b"\\xC3\\xB6", true), token);
+        // The UTF-8 view keeps a real escape of the character itself.
+        assert_eq!(view(b"\\u00f6", false), token);
+    }
+
+    #[test]
+    fn windows_surround_escapes_only() {
+        let data = b"aaaaaaaaaa%2Bbbbbbbbbbbbbbbbbbbbbb%41cc&#43;";
+        let w = windows(data, VIEWS[0], 3);
+        assert_eq!(w, [(7, 16), (31, data.len())]);
+        assert!(windows(b"no escape % here = \\q", VIEWS[0], 3).is_empty());
+    }
+
+    #[test]
+    fn spans_map_back_to_the_source() {
+        let src = b"x%2By&#43;z";
+        let v = decode(src, VIEWS[0]);
+        assert_eq!(&v.bytes[..], b"x+y+z");
+        assert_eq!(v.source_span(0, 5), (0, src.len()));
+        assert_eq!(v.source_span(1, 2), (1, 4));
+        assert_eq!(v.source_span(2, 3), (4, 5));
+        assert_eq!(v.source_span(3, 4), (5, 10));
+        assert_eq!(v.source_span(4, 5), (10, 11));
+    }
+}
