@@ -417,7 +417,7 @@ fn store_handler(seen: &Seen) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "finding: neighbours are matched by host string; the same service under another address spelling reads the owner's stored token unredacted (fails today)"]
+
 fn stored_echoes_via_another_spelling_of_the_same_host() {
     let addr = raw_upstream_at("0.0.0.0:0", store_handler);
     let port = addr.port();
@@ -681,7 +681,7 @@ fn store2_handler(seen: &Seen) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "finding: the script removes (or rotates) the owner's credential without the passphrase, then reads the still-valid old token from the service's request log unredacted (fails today)"]
+#[ignore = "not defended, by choice: remove and rotate need no passphrase (DESIGN.md) and forget the old value; SECURITY.md says to revoke it at the service and to run scripts under an allow_uids uid (fails by design)"]
 fn the_script_removes_a_credential_then_reads_its_stored_token() {
     let addr = raw_upstream(store2_handler);
     let origin = format!("http://{addr}");

@@ -515,12 +515,33 @@ pub fn unlock_penalty(fails: u32) -> Duration {
     Duration::from_millis(ms.min(10_000))
 }
 
-/// The hosts a credential may be sent to, lower-cased (scheme and port
-/// ignored: one server often answers on several).
+/// The hosts a credential may be sent to, as the machine they reach:
+/// scheme and port ignored (one server often answers on several), every
+/// spelling of this machine (127.0.0.0/8, ::1, an IPv4-mapped loopback
+/// address, the unspecified addresses, `localhost`) one host, and an
+/// IPv4-mapped address its IPv4 address. Two DNS names of one server are
+/// not linked (SECURITY.md).
 fn hosts_of(spec: &crate::vault::spec::StoredSpec) -> Vec<String> {
     spec.origins
         .iter()
         .filter_map(|o| url::Url::parse(o).ok())
-        .filter_map(|u| u.host_str().map(str::to_ascii_lowercase))
+        .filter_map(|u| machine_of(&u))
         .collect()
+}
+
+fn machine_of(u: &url::Url) -> Option<String> {
+    use std::net::IpAddr;
+    let ip = match u.host()? {
+        url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => {
+            return Some("loopback".into());
+        }
+        url::Host::Domain(d) => return Some(d.to_ascii_lowercase()),
+        url::Host::Ipv4(a) => IpAddr::V4(a),
+        url::Host::Ipv6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+    };
+    Some(if ip.is_loopback() || ip.is_unspecified() {
+        "loopback".into()
+    } else {
+        ip.to_string()
+    })
 }
