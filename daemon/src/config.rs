@@ -12,8 +12,53 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {source}")]
+    Parse { path: PathBuf, source: ParseError },
+}
+
+/// What is wrong inside a config file. Never quotes a value that could
+/// hold a secret (a mistyped `proxy = http://user:password@host`).
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// toml's message and the line, with the key it is about.
+    #[error("{0}")]
+    Toml(String),
+    #[error("{key}: {reason}")]
+    Value {
+        key: &'static str,
+        reason: ValueError,
+    },
+    #[error(
+        "allow_uids: {OVERFLOW_UID} (nobody) is refused: under the unit's PrivateUsers=yes every other local user appears as {OVERFLOW_UID}, so it would admit them all; set PrivateUsers=no and list the real uids instead"
+    )]
+    OverflowUid,
+    #[error(
+        "loopback_listener_uids: {OVERFLOW_UID} (nobody) is refused: under the unit's PrivateUsers=yes every other local user's socket appears as {OVERFLOW_UID}; give the service TLS, or set PrivateUsers=no and list its real uid"
+    )]
+    OverflowListenerUid,
+}
+
+/// Why one value does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("invalid duration {value:?}: {reason}")]
+    Duration { value: String, reason: String },
+    #[error("must be more than 0")]
+    NotPositive,
+    #[error("must be at least 1")]
+    Zero,
+    #[error("at most {max} (each connection is a file descriptor)")]
+    TooManyConnections { max: usize },
+    #[error("invalid size {value:?}: expected e.g. 64MiB")]
+    SizeNumber { value: String },
+    #[error("invalid size unit {unit:?}: use B, KiB, MiB or GiB")]
+    SizeUnit { unit: String },
+    #[error("size {value:?} is too large")]
+    SizeTooLarge { value: String },
+}
+
+fn value(key: &'static str) -> impl Fn(ValueError) -> ParseError {
+    move |reason| ParseError::Value { key, reason }
 }
 
 /// The file as written by the user.
@@ -110,39 +155,36 @@ impl Config {
                 });
             }
         };
-        Config::parse(&text).map_err(|message| ConfigError::Parse {
+        Config::parse(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
-            message,
+            source,
         })
     }
 
-    pub fn parse(text: &str) -> Result<Config, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| describe(text, &e))?;
+    pub fn parse(text: &str) -> Result<Config, ParseError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ParseError::Toml(describe(text, &e)))?;
         let d = Config::default();
         let max_body = match raw.max_body {
-            Some(s) => parse_size(&s).map_err(|e| format!("max_body: {e}"))?,
+            Some(s) => parse_size(&s).map_err(value("max_body"))?,
             None => d.max_body,
         };
-        let request_timeout = match raw.request_timeout {
+        let positive = |key: &'static str, v: Option<String>, default: Duration| match v {
             Some(s) => parse_duration(&s)
-                .map_err(|e| format!("request_timeout: {e}"))?
-                .ok_or("request_timeout: must be more than 0")?,
-            None => d.request_timeout,
-        };
-        let positive = |key: &str, v: Option<String>, default: Duration| match v {
-            Some(s) => parse_duration(&s)
-                .map_err(|e| format!("{key}: {e}"))?
-                .ok_or_else(|| format!("{key}: must be more than 0")),
+                .map_err(value(key))?
+                .ok_or(ValueError::NotPositive)
+                .map_err(value(key)),
             None => Ok(default),
         };
+        let request_timeout = positive("request_timeout", raw.request_timeout, d.request_timeout)?;
         let hello_timeout = positive("hello_timeout", raw.hello_timeout, d.hello_timeout)?;
         let idle_timeout = positive("idle_timeout", raw.idle_timeout, d.idle_timeout)?;
         let max_connections = match raw.max_connections {
-            Some(0) => return Err("max_connections: must be at least 1".into()),
+            Some(0) => return Err(value("max_connections")(ValueError::Zero)),
             Some(n) if n > MAX_MAX_CONNECTIONS => {
-                return Err(format!(
-                    "max_connections: at most {MAX_MAX_CONNECTIONS} (each connection is a file descriptor)"
-                ));
+                return Err(value("max_connections")(ValueError::TooManyConnections {
+                    max: MAX_MAX_CONNECTIONS,
+                }));
             }
             Some(n) => n,
             None => d.max_connections,
@@ -151,11 +193,11 @@ impl Config {
             socket: raw.socket,
             vault: raw.vault,
             lock_after_idle: match raw.lock_after_idle {
-                Some(s) => parse_duration(&s).map_err(|e| format!("lock_after_idle: {e}"))?,
+                Some(s) => parse_duration(&s).map_err(value("lock_after_idle"))?,
                 None => d.lock_after_idle,
             },
             lock_after: match raw.lock_after {
-                Some(s) => parse_duration(&s).map_err(|e| format!("lock_after: {e}"))?,
+                Some(s) => parse_duration(&s).map_err(value("lock_after"))?,
                 None => d.lock_after,
             },
             max_body,
@@ -202,23 +244,26 @@ fn describe(text: &str, e: &toml::de::Error) -> String {
 const MAX_MAX_CONNECTIONS: usize = 1 << 20;
 
 /// "8h", "90s", "1h 30m"; "0" means never (`None`).
-pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, ValueError> {
     let s = s.trim();
     if s == "0" {
         return Ok(None);
     }
-    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    let d = humantime::parse_duration(s).map_err(|e| ValueError::Duration {
+        value: s.to_owned(),
+        reason: e.to_string(),
+    })?;
     Ok((!d.is_zero()).then_some(d))
 }
 
 /// "64MiB", "512KiB", "1GiB", "1000" (bytes); K/M/G alone mean KiB/MiB/GiB.
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, ValueError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected e.g. 64MiB"))?;
+    let n: usize = num.parse().map_err(|_| ValueError::SizeNumber {
+        value: s.to_owned(),
+    })?;
     let mult: usize = match unit.trim() {
         "" | "B" => 1,
         "K" | "KiB" | "k" => 1 << 10,
@@ -228,13 +273,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         other => {
-            return Err(format!(
-                "invalid size unit {other:?}: use B, KiB, MiB or GiB"
-            ));
+            return Err(ValueError::SizeUnit {
+                unit: other.to_owned(),
+            });
         }
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} is too large"))
+    n.checked_mul(mult).ok_or_else(|| ValueError::SizeTooLarge {
+        value: s.to_owned(),
+    })
 }
 
 /// The overflow uid: under the shipped unit's `PrivateUsers=yes` every uid
@@ -242,20 +288,16 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 /// listing it would admit every local user at once.
 const OVERFLOW_UID: u32 = 65534;
 
-fn check_allow_uids(uids: Vec<u32>) -> Result<Vec<u32>, String> {
+fn check_allow_uids(uids: Vec<u32>) -> Result<Vec<u32>, ParseError> {
     if uids.contains(&OVERFLOW_UID) {
-        return Err(format!(
-            "allow_uids: {OVERFLOW_UID} (nobody) is refused: under the unit's PrivateUsers=yes every other local user appears as {OVERFLOW_UID}, so it would admit them all; set PrivateUsers=no and list the real uids instead"
-        ));
+        return Err(ParseError::OverflowUid);
     }
     Ok(uids)
 }
 
-fn check_listener_uids(uids: Vec<u32>) -> Result<Vec<u32>, String> {
+fn check_listener_uids(uids: Vec<u32>) -> Result<Vec<u32>, ParseError> {
     if uids.contains(&OVERFLOW_UID) {
-        return Err(format!(
-            "loopback_listener_uids: {OVERFLOW_UID} (nobody) is refused: under the unit's PrivateUsers=yes every other local user's socket appears as {OVERFLOW_UID}; give the service TLS, or set PrivateUsers=no and list its real uid"
-        ));
+        return Err(ParseError::OverflowListenerUid);
     }
     Ok(uids)
 }
@@ -294,7 +336,7 @@ mod tests {
             "idle_timeout = \"0s\"",
             "idle_timeout = \"soon\"",
         ] {
-            let e = Config::parse(bad).unwrap_err();
+            let e = Config::parse(bad).unwrap_err().to_string();
             let key = bad.split(' ').next().unwrap();
             assert!(e.contains(key), "{bad}: {e}");
         }
@@ -320,7 +362,7 @@ mod tests {
             "proxy = [\"http://user:s3cret@proxy:3128\"]\n",
             "proxy = { url = \"http://user:s3cret@proxy:3128\" }\n",
         ] {
-            let e = Config::parse(bad).unwrap_err();
+            let e = Config::parse(bad).unwrap_err().to_string();
             assert!(!e.contains("s3cret"), "{bad:?}: {e}");
             assert!(e.contains("proxy"), "{bad:?}: {e}");
         }
@@ -328,7 +370,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = Config::parse("lock_afer_idle = \"1h\"\n").unwrap_err();
+        let e = Config::parse("lock_afer_idle = \"1h\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lock_afer_idle"), "{e}");
     }
 
@@ -344,7 +388,9 @@ mod tests {
 
     #[test]
     fn allow_uids_refuses_the_overflow_uid_and_says_why() {
-        let e = Config::parse("allow_uids = [1001, 65534]\n").unwrap_err();
+        let e = Config::parse("allow_uids = [1001, 65534]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("65534") && e.contains("PrivateUsers"), "{e}");
         assert_eq!(
             Config::parse("allow_uids = [1001]\n").unwrap().allow_uids,

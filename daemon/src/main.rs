@@ -64,7 +64,7 @@ fn run(args: Args) -> Result<(), String> {
     // exists. The path stays what --socket/defaults say (for messages and
     // the vault lock); the socket file itself belongs to systemd and is
     // neither unlinked nor rebound.
-    let inherited = vaultd::take_listen_fd()?;
+    let inherited = vaultd::take_listen_fd().map_err(|e| e.to_string())?;
     let config = match &args.config {
         Some(p) => Config::load(p, true),
         None => match vaultd::default_config() {

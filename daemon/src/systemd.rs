@@ -21,25 +21,35 @@ use crate::state::{State, Unlocker};
 /// vaultd unlocks with at start.
 pub const CREDENTIAL_NAME: &str = "vaultd.key";
 
+/// Why the socket the service manager passed cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    #[error("bad socket activation environment: {0}")]
+    Environment(io::Error),
+    #[error(
+        "socket activation passed {0} sockets; vaultd.socket must declare exactly one ListenStream="
+    )]
+    Several(usize),
+    #[error("the socket passed by systemd is not usable: {0}")]
+    Unusable(&'static str),
+    #[error("the socket passed by systemd is not usable: {0}")]
+    Unreadable(io::Error),
+}
+
 /// The listening socket passed by the service manager, if any.
 ///
 /// Takes ownership of the first descriptor of `LISTEN_FDS` (more than one is
 /// an error: vaultd.socket declares exactly one). Call it once, before the
 /// runtime starts threads; the descriptor is checked to be a listening Unix
 /// stream socket so that a stray fd 3 is never mistaken for one.
-pub fn take_listen_fd() -> Result<Option<OwnedFd>, String> {
+pub fn take_listen_fd() -> Result<Option<OwnedFd>, ActivationError> {
     let fds: Vec<RawFd> = sd_notify::listen_fds()
-        .map_err(|e| format!("bad socket activation environment: {e}"))?
+        .map_err(ActivationError::Environment)?
         .collect();
     let fd = match fds.as_slice() {
         [] => return Ok(None),
         [fd] => *fd,
-        more => {
-            return Err(format!(
-                "socket activation passed {} sockets; vaultd.socket must declare exactly one ListenStream=",
-                more.len()
-            ));
-        }
+        more => return Err(ActivationError::Several(more.len())),
     };
     // Checked while only borrowed: a descriptor that is not what systemd
     // promised is left alone (not closed), whatever it is.
@@ -66,21 +76,23 @@ fn own_inherited_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn check_listening_unix_stream(fd: BorrowedFd<'_>) -> Result<(), String> {
+fn check_listening_unix_stream(fd: BorrowedFd<'_>) -> Result<(), ActivationError> {
     use rustix::net::{AddressFamily, SocketType, sockopt};
-    let bad = |what: String| format!("the socket passed by systemd is not usable: {what}");
-    let ty = sockopt::socket_type(fd).map_err(|e| bad(format!("not a socket ({e})")))?;
+    let unreadable = |e: rustix::io::Errno| ActivationError::Unreadable(e.into());
+    let ty = sockopt::socket_type(fd).map_err(|_| ActivationError::Unusable("not a socket"))?;
     if ty != SocketType::STREAM {
-        return Err(bad("not a stream socket (use ListenStream=)".into()));
-    }
-    let domain = sockopt::socket_domain(fd).map_err(|e| bad(e.to_string()))?;
-    if domain != AddressFamily::UNIX {
-        return Err(bad(
-            "not a Unix socket (ListenStream= must be a path)".into()
+        return Err(ActivationError::Unusable(
+            "not a stream socket (use ListenStream=)",
         ));
     }
-    if !sockopt::socket_acceptconn(fd).map_err(|e| bad(e.to_string()))? {
-        return Err(bad("not listening".into()));
+    let domain = sockopt::socket_domain(fd).map_err(unreadable)?;
+    if domain != AddressFamily::UNIX {
+        return Err(ActivationError::Unusable(
+            "not a Unix socket (ListenStream= must be a path)",
+        ));
+    }
+    if !sockopt::socket_acceptconn(fd).map_err(unreadable)? {
+        return Err(ActivationError::Unusable("not listening"));
     }
     Ok(())
 }
