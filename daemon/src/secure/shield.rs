@@ -23,7 +23,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::locked::LockedPages;
+use super::pinned::PinnedPages;
 
 /// Length of the shielding key.
 pub const KEY_LEN: usize = 32;
@@ -36,13 +36,13 @@ const AAD: &[u8] = b"tokenvault shield v1";
 #[error("cannot protect a secret in memory: {0}")]
 pub struct ShieldError(&'static str);
 
-struct ShieldKey(LockedPages);
+struct ShieldKey(PinnedPages);
 
 static KEY: OnceLock<Result<ShieldKey, &'static str>> = OnceLock::new();
 
 fn shield_key() -> Result<&'static ShieldKey, ShieldError> {
     KEY.get_or_init(|| {
-        let mut page = LockedPages::new(KEY_LEN).map_err(|_| "cannot map the key page")?;
+        let mut page = PinnedPages::new(KEY_LEN).map_err(|_| "cannot map the key page")?;
         SystemRandom::new()
             .fill(&mut page.bytes_mut()[..KEY_LEN])
             .map_err(|_| "the system random number generator failed")?;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rustix::mm::{Advice, MapFlags, ProtFlags};
 
 /// Pages of `len` bytes mapped privately for one owner.
-pub struct LockedPages {
+pub struct PinnedPages {
     ptr: *mut u8,
     len: usize,
     locked: bool,
@@ -18,16 +18,16 @@ pub struct LockedPages {
 
 // SAFETY: the mapping is owned by this value alone; shared access is
 // read-only (`bytes`), mutation needs `&mut self`.
-unsafe impl Send for LockedPages {}
+unsafe impl Send for PinnedPages {}
 // SAFETY: as above.
-unsafe impl Sync for LockedPages {}
+unsafe impl Sync for PinnedPages {}
 
 /// Set once the "cannot lock" warning was logged, so it is logged once.
 static WARNED: AtomicBool = AtomicBool::new(false);
 
-impl LockedPages {
+impl PinnedPages {
     /// Maps `len` bytes (rounded up to whole pages), zero-filled.
-    pub fn new(len: usize) -> std::io::Result<LockedPages> {
+    pub fn new(len: usize) -> std::io::Result<PinnedPages> {
         let page = rustix::param::page_size();
         let len = len.max(1).next_multiple_of(page);
         // SAFETY: a fresh anonymous mapping at an address the kernel picks.
@@ -55,7 +55,7 @@ impl LockedPages {
                 false
             }
         };
-        Ok(LockedPages {
+        Ok(PinnedPages {
             ptr: ptr.cast(),
             len,
             locked,
@@ -79,7 +79,7 @@ impl LockedPages {
     }
 }
 
-impl Drop for LockedPages {
+impl Drop for PinnedPages {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(self.bytes_mut());
         // SAFETY: the mapping made in `new`, unmapped once.
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn pages_are_zeroed_writable_and_excluded_from_dumps() {
-        let mut p = LockedPages::new(100).unwrap();
+        let mut p = PinnedPages::new(100).unwrap();
         assert_eq!(p.bytes().len() % rustix::param::page_size(), 0);
         assert!(p.bytes().iter().all(|&b| b == 0));
         p.bytes_mut()[..4].copy_from_slice(b"key!");
