@@ -11,6 +11,8 @@ use bytes::Bytes;
 use proto::{Header, Injection, JobResponse, Secret};
 
 use super::error::JobError;
+use super::listener::Untrusted;
+use super::listener_layer::CheckListenerLayer;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use zeroize::Zeroizing;
@@ -34,8 +36,6 @@ pub struct HttpPool {
     settings: ClientSettings,
     max_body: usize,
     timeout: Duration,
-    /// `loopback_listener_uids` (see [`super::listener`]).
-    listener_uids: Vec<u32>,
 }
 
 /// What a client is built from: parsed once at start, so a rebuild cannot
@@ -43,6 +43,8 @@ pub struct HttpPool {
 struct ClientSettings {
     proxy: Option<reqwest::Proxy>,
     certs: Vec<reqwest::Certificate>,
+    /// `loopback_listener_uids` (see [`super::listener`]).
+    listener_uids: Vec<u32>,
 }
 
 impl ClientSettings {
@@ -52,7 +54,12 @@ impl ClientSettings {
             .no_proxy()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(15));
+            .connect_timeout(Duration::from_secs(15))
+            // Plain-http connections to loopback are checked for who
+            // accepted them before anything is written; TLS ones are told
+            // apart by the `TlsInfo` this adds (see `listener_layer`).
+            .tls_info(true)
+            .connector_layer(CheckListenerLayer::new(&self.listener_uids));
         if let Some(p) = &self.proxy {
             builder = builder.proxy(p.clone());
         }
@@ -127,6 +134,7 @@ impl HttpPool {
         let mut settings = ClientSettings {
             proxy: None,
             certs: Vec::new(),
+            listener_uids: config.loopback_listener_uids.clone(),
         };
         if let Some(proxy) = &config.proxy {
             settings.proxy = Some(https_off_loopback(proxy)?);
@@ -151,7 +159,6 @@ impl HttpPool {
             settings,
             max_body: config.max_body,
             timeout: config.request_timeout,
-            listener_uids: config.loopback_listener_uids.clone(),
         })
     }
 
@@ -244,7 +251,6 @@ impl HttpPool {
             if !epoch.is_current() {
                 return Err(JobError::LockedBeforeSend);
             }
-            self.check_listener(&url)?;
             let mut hop_headers = header_map.clone();
             if let Some((cfg, key)) = &signing {
                 // Each hop is signed for its own method, URL and body.
@@ -306,25 +312,6 @@ impl HttpPool {
                 origin,
             });
         }
-    }
-
-    /// Before anything goes over plain http to loopback: every socket
-    /// listening there must be trusted (see [`super::listener`]).
-    fn check_listener(&self, url: &Url) -> Result<(), JobError> {
-        if url.scheme() != "http" {
-            return Ok(());
-        }
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
-            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
-            _ => return Ok(()),
-        };
-        if !ip.is_loopback() {
-            return Ok(());
-        }
-        let port = url.port_or_known_default().unwrap_or(80);
-        super::listener::check(std::net::SocketAddr::new(ip, port), &self.listener_uids)
-            .map_err(JobError::from)
     }
 
     /// Reads the whole body (bounded) into a buffered response.
@@ -638,6 +625,9 @@ fn too_large(max: usize) -> JobError {
 /// One line for the user: what failed, against which origin, and why,
 /// without reqwest's URL (it may carry a query the user considers private).
 fn upstream_error(e: &reqwest::Error, origin: &Origin) -> JobError {
+    if let Some(u) = find_in_chain::<Untrusted>(e) {
+        return JobError::Listener(u.clone());
+    }
     let msg = if e.is_timeout() {
         format!("request to {origin} timed out")
     } else if let Some(tls) = find_tls_error(e) {
@@ -654,6 +644,20 @@ fn upstream_error(e: &reqwest::Error, origin: &Origin) -> JobError {
         format!("request to {origin} failed: {}", root_cause(e))
     };
     JobError::Transport { detail: msg }
+}
+
+/// The first error of type `T` in `e`'s source chain.
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
