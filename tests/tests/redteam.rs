@@ -661,6 +661,53 @@ fn squatter_as(user: &harness::TestUser, port: u16, log: &std::path::Path) -> st
     child
 }
 
+/// An origin spelled as IPv4-mapped IPv6 (`http://[::ffff:127.0.0.1]:P`,
+/// accepted with `--allow-insecure-http`) reaches the same IPv4 loopback
+/// port; `Ipv6Addr::is_loopback` is false for it, which once skipped the
+/// check.
+#[test]
+fn another_uids_squatter_behind_an_ipv4_mapped_origin_gets_nothing() {
+    let user = match harness::TestUser::create("sqm") {
+        Ok(u) => u,
+        Err(why) => {
+            println!(
+                "SKIPPED another_uids_squatter_behind_an_ipv4_mapped_origin_gets_nothing: {why}"
+            );
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    user.own(dir.path());
+    let log = dir.path().join("squatter.log");
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut squatter = squatter_as(&user, port, &log);
+    let origin = format!("http://[::ffff:127.0.0.1]:{port}");
+    let token = canary("SQM");
+    let d = Daemon::start("");
+    d.init();
+    d.add(
+        "mapped",
+        &token,
+        &["--bearer", "--origin", &origin, "--allow-insecure-http"],
+    )
+    .ok();
+    let (code, _, stderr) = run(&d, &["request", "mapped", &format!("{origin}/")]);
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    let got = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
+    assert!(
+        !got.contains(&token),
+        "uid {} received the token through {origin} (exit {code}):\n{got}",
+        user.uid
+    );
+    assert_eq!(code, 5, "stderr: {stderr}");
+    assert!(stderr.contains(&format!("uid {}", user.uid)), "{stderr}");
+}
+
 #[test]
 fn another_uids_squatter_on_a_loopback_port_gets_nothing() {
     let user = match harness::TestUser::create("sq") {
