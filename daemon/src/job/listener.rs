@@ -70,7 +70,12 @@ pub async fn check_connected(
         if attempt > 0 {
             tokio::time::sleep(LOOKUP_PAUSE).await;
         }
-        if let Some(uid) = server_side(&read_tables(), local, remote) {
+        // Walking the kernel's tables takes milliseconds (every bucket of
+        // the established hash): off the async workers.
+        let found = tokio::task::spawn_blocking(move || lookup(local, remote))
+            .await
+            .unwrap_or(None);
+        if let Some(uid) = found {
             return if uid == own || uid == 0 || trusted.contains(&uid) {
                 Ok(())
             } else {
@@ -81,15 +86,20 @@ pub async fn check_connected(
     Err(Untrusted::Unseen { addr: remote })
 }
 
-/// Both tables as one text. A kernel without IPv6 has no tcp6.
-fn read_tables() -> String {
-    let mut lines = String::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(t) = std::fs::read_to_string(table) {
-            lines.push_str(&t);
-        }
-    }
-    lines
+/// The server side's uid, reading only the tables it can be in: an IPv4
+/// connection is accepted by an IPv4 socket (`tcp`) or a dual-stack IPv6
+/// one (`tcp6`, as `::ffff:a.b.c.d`); an IPv6 one only by an IPv6 socket.
+/// A kernel without IPv6 has no tcp6.
+fn lookup(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+    let tables: &[&str] = if remote.ip().to_canonical().is_ipv4() {
+        &["/proc/net/tcp", "/proc/net/tcp6"]
+    } else {
+        &["/proc/net/tcp6"]
+    };
+    tables.iter().find_map(|table| {
+        let text = std::fs::read_to_string(table).ok()?;
+        server_side(&text, local, remote)
+    })
 }
 
 /// The uid of the socket whose local address is our `remote` and whose
@@ -223,7 +233,7 @@ mod tests {
                 let (local, remote) = (c.local_addr().unwrap(), c.peer_addr().unwrap());
                 let own = rustix::process::geteuid().as_raw();
                 assert_eq!(
-                    server_side(&read_tables(), local, remote),
+                    lookup(local, remote),
                     Some(own),
                     "{bind}: first read, before accept"
                 );
