@@ -106,7 +106,7 @@ fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(async move {
-        let state = Arc::new(State::new(config, vault.clone())?);
+        let state = Arc::new(State::new(config, vault.clone()).map_err(|e| e.to_string())?);
         // Signal handlers before the socket answers: a client (or systemd)
         // may signal as soon as it can connect.
         spawn_lock_on_sigusr1(state.clone())?;

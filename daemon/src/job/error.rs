@@ -93,3 +93,25 @@ pub enum JobError {
     #[error("{message}")]
     Redacted { code: ErrorCode, message: String },
 }
+
+/// Why the HTTP side cannot start. Never quotes the proxy URL (it may
+/// carry a password) or a certificate file's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the configured proxy is not a usable URL: {0}")]
+    Proxy(String),
+    #[error("extra_ca {}: {source}", path.display())]
+    CaRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("extra_ca {}: not a PEM certificate bundle: {reason}", path.display())]
+    CaParse {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("extra_ca {}: no certificate found", path.display())]
+    CaEmpty { path: std::path::PathBuf },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}

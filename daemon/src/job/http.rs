@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use proto::{Header, Injection, JobResponse, Secret};
 
-use super::error::JobError;
+use super::error::{JobError, SetupError};
 use super::listener::Untrusted;
 use super::listener_layer::CheckListenerLayer;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -48,7 +48,7 @@ struct ClientSettings {
 }
 
 impl ClientSettings {
-    fn build(&self) -> Result<reqwest::Client, String> {
+    fn build(&self) -> Result<reqwest::Client, SetupError> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -68,7 +68,7 @@ impl ClientSettings {
         }
         builder
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", root_cause(&e)))
+            .map_err(|e| SetupError::Client(root_cause(&e)))
     }
 }
 
@@ -77,12 +77,10 @@ impl ClientSettings {
 /// credential in cleartext, which the proxy would read (and, for a loopback
 /// origin, the bound service would never get), and a loopback origin is
 /// this machine, which no proxy needs to reach; both go direct.
-fn https_off_loopback(proxy: &str) -> Result<reqwest::Proxy, String> {
+fn https_off_loopback(proxy: &str) -> Result<reqwest::Proxy, SetupError> {
     // Never the URL itself in the message: it may carry a password.
-    reqwest::Proxy::https(proxy)
-        .map_err(|e| format!("the configured proxy is not a usable URL: {e}"))?;
-    let target =
-        Url::parse(proxy).map_err(|e| format!("the configured proxy is not a usable URL: {e}"))?;
+    reqwest::Proxy::https(proxy).map_err(|e| SetupError::Proxy(e.to_string()))?;
+    let target = Url::parse(proxy).map_err(|e| SetupError::Proxy(e.to_string()))?;
     Ok(reqwest::Proxy::custom(move |url: &Url| {
         (url.scheme() == "https" && !is_loopback_host(url)).then(|| target.clone())
     }))
@@ -128,7 +126,7 @@ pub struct Prepared {
 }
 
 impl HttpPool {
-    pub fn new(config: &Config) -> Result<HttpPool, String> {
+    pub fn new(config: &Config) -> Result<HttpPool, SetupError> {
         // Several daemons may share a test process; a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut settings = ClientSettings {
@@ -140,16 +138,17 @@ impl HttpPool {
             settings.proxy = Some(https_off_loopback(proxy)?);
         }
         for path in &config.extra_ca {
-            let pem =
-                std::fs::read(path).map_err(|e| format!("extra_ca {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "extra_ca {}: not a PEM certificate bundle: {e}",
-                    path.display()
-                )
+            let pem = std::fs::read(path).map_err(|source| SetupError::CaRead {
+                path: path.clone(),
+                source,
             })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| SetupError::CaParse {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             if certs.is_empty() {
-                return Err(format!("extra_ca {}: no certificate found", path.display()));
+                return Err(SetupError::CaEmpty { path: path.clone() });
             }
             settings.certs.extend(certs);
         }

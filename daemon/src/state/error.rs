@@ -51,3 +51,12 @@ pub enum StateError {
 pub(super) fn internal(e: impl std::fmt::Display) -> StateError {
     StateError::Internal(e.to_string())
 }
+
+/// Why the daemon cannot start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot set up the shielding key: {0}")]
+    Shield(String),
+    #[error(transparent)]
+    Http(#[from] crate::job::error::SetupError),
+}

@@ -20,8 +20,8 @@ use crate::vault::{self, DataKey, KdfParams, VaultError, VaultFile};
 
 mod error;
 
-pub use error::StateError;
 use error::internal;
+pub use error::{StartError, StateError};
 
 /// The keys and plaintext of an unlocked vault. Dropping it (on `lock`)
 /// zeroizes the data key and every token.
@@ -103,13 +103,13 @@ fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
 }
 
 impl State {
-    pub fn new(config: Config, vault_path: PathBuf) -> Result<State, String> {
+    pub fn new(config: Config, vault_path: PathBuf) -> Result<State, StartError> {
         // The shielding key: drawn now, so a warning about locking its
         // pages shows at start, and a failure stops the daemon here.
         match crate::secure::shield::init() {
             Ok(true) => tracing::debug!("shielding key pages locked in memory"),
             Ok(false) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(StartError::Shield(e.to_string())),
         }
         let http = HttpPool::new(&config)?;
         Ok(State {
