@@ -20,6 +20,9 @@ pub struct Daemon {
     /// Extra environment for vaultd (e.g. `CREDENTIALS_DIRECTORY`,
     /// `NOTIFY_SOCKET`), applied on every (re)spawn.
     pub env: Vec<(String, std::ffi::OsString)>,
+    /// Where `vaultd` and `vaultctl` are taken from: the workspace's build
+    /// by default, `/usr/bin` for the installed-package test.
+    pub bin_dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -63,6 +66,14 @@ impl Daemon {
     /// As [`Daemon::start`], first writing `files` (name, contents) into the
     /// daemon's temp dir; `{dir}` in `config` stands for that dir.
     pub fn start_with(config: &str, files: &[(&str, &[u8])]) -> Daemon {
+        let bin_dir = bin("vaultd").parent().expect("target dir").to_owned();
+        Daemon::start_from(&bin_dir, config, files)
+    }
+
+    /// As [`Daemon::start_with`], with `vaultd` and `vaultctl` taken from
+    /// `bin_dir` instead of the workspace's build (e.g. `/usr/bin`, to test
+    /// what a package installed).
+    pub fn start_from(bin_dir: &Path, config: &str, files: &[(&str, &[u8])]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, data) in files {
             std::fs::write(dir.path().join(name), data).expect("write file");
@@ -81,6 +92,7 @@ impl Daemon {
             config: config_path,
             stderr_path,
             env: Vec::new(),
+            bin_dir: bin_dir.to_owned(),
             child: None,
         };
         d.spawn();
@@ -103,10 +115,10 @@ impl Daemon {
         let mut cmd = match prefix.split_first() {
             Some((wrapper, args)) => {
                 let mut c = Command::new(wrapper);
-                c.args(args).arg(bin("vaultd"));
+                c.args(args).arg(self.exe("vaultd"));
                 c
             }
-            None => Command::new(bin("vaultd")),
+            None => Command::new(self.exe("vaultd")),
         };
         let child = cmd
             .arg("--socket")
@@ -147,6 +159,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("vaultd did not start: {}", self.log());
+    }
+
+    /// The path of binary `name` (`vaultd`, `vaultctl`) this daemon uses.
+    pub fn exe(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
     }
 
     pub fn pid(&self) -> u32 {
@@ -207,7 +224,7 @@ impl Daemon {
 
     /// A vaultctl command pointed at this daemon; stdin is null unless given.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(bin("vaultctl"));
+        let mut c = Command::new(self.exe("vaultctl"));
         c.env("VAULTD_SOCKET", &self.socket);
         c
     }
@@ -226,7 +243,7 @@ impl Daemon {
         let (wrapper, rest) = prefix.split_first().expect("a wrapper command");
         let mut c = Command::new(wrapper);
         c.args(rest)
-            .arg(bin("vaultctl"))
+            .arg(self.exe("vaultctl"))
             .env("VAULTD_SOCKET", &self.socket)
             .args(args);
         run(&mut c, stdin)
