@@ -16,9 +16,11 @@ use proto::{ErrorReply, Hello, JobRequest, JobResponse, Request, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Nothing listens on the socket (exit code 2).
+    /// Nothing listens on the socket (exit code 2). Names the one line a
+    /// user types once after installing (the package enables nothing by
+    /// itself; see README "Install"), and the way without systemd.
     #[error(
-        "cannot reach vaultd at {path} ({source}); start it with `systemctl --user start vaultd.socket` or run `vaultd &`"
+        "cannot reach vaultd at {path} ({source}); start it with `systemctl --user enable --now vaultd.socket` (once; it then starts at each login), or run `vaultd &` without systemd"
     )]
     NotRunning { path: PathBuf, source: io::Error },
     /// The socket (or its directory) may not be opened by this user.
