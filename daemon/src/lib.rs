@@ -3,6 +3,7 @@
 //! see the token. `main.rs` only parses flags and builds the runtime; all of
 //! this is a library so tests can run a real server on a temporary socket.
 
+mod args;
 mod config;
 mod connection;
 mod dispatch;
@@ -21,6 +22,7 @@ mod vault;
 // The library's surface: what `main.rs`, the integration tests and the
 // fuzz targets use. Everything else is private, so the compiler reports
 // what nothing uses.
+pub use args::Args;
 pub use config::Config;
 pub use dispatch::handle;
 pub use harden::harden_process;

@@ -5,29 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use vaultd::{Config, SoleInstance, State};
-
-/// tokenvault daemon: keeps API tokens encrypted and performs HTTP requests
-/// with them for `vaultctl`, so scripts never see a token.
-///
-/// Runs in the foreground and logs to stderr (set VAULTD_LOG=debug for
-/// more). Usually started by systemd: `systemctl --user start vaultd.socket`.
-#[derive(Parser, Debug)]
-#[command(version, about, long_about)]
-struct Args {
-    /// Socket path [default: $VAULTD_SOCKET, else the config's `socket`,
-    /// else $XDG_RUNTIME_DIR/vaultd/vaultd.sock, else
-    /// /run/user/UID/vaultd/vaultd.sock if that directory is yours]
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Vault file [default: the config's `vault`, else
-    /// $XDG_DATA_HOME/vaultd/vault]
-    #[arg(long, value_name = "PATH")]
-    vault: Option<PathBuf>,
-    /// Config file [default: $XDG_CONFIG_HOME/vaultd/config.toml, optional]
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-}
+use vaultd::{Args, Config, SoleInstance, State};
 
 fn main() -> ExitCode {
     // Before anything secret exists: no core dumps, no ptrace by our uid.
