@@ -25,7 +25,8 @@ fi
 debs=()
 for n in a b; do
     # Different path lengths on purpose: a path that leaks shows as a diff.
-    src=$work/src-$n$([ "$n" = b ] && echo -longer-path)
+    src=$work/src-$n
+    [ "$n" = a ] || src=$src-at-a-longer-path
     mkdir -p "$src"
     git -C "$repo" archive "$commit" | tar -x -C "$src"
     say "build $n of $commit in $src (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
