@@ -7,7 +7,7 @@
 # Installs cargo-deb first if it is missing (cargo install --locked
 # cargo-deb). Builds the release binaries, then generates from them what
 # the package ships besides: the user units (packaging/units.sh), the man
-# pages (`vaultctl man`, examples/vaultd-man.rs: both from the clap
+# pages (`vaultctl man`, packaging/man's vaultd-man: both from the clap
 # definitions) and the completions (`vaultctl completions`).
 #
 # Reproducible: the same commit and SOURCE_DATE_EPOCH (default: the last
@@ -40,15 +40,16 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$target=/build/target --remap-path-prefix=$repo=/build/tokenvault --remap-path-prefix=$cargo_home=/build/cargo"
 
 say "building release binaries (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
-cargo build --release --locked -p vaultd -p vaultctl >&2
-cargo build --release --locked -p vaultd --example vaultd-man >&2
+# One invocation, so the three share one feature set and vaultd's
+# dependencies build once.
+cargo build --release --locked -p vaultd -p vaultctl -p tokenvault-man >&2
 
 assets=$target/release/deb
 rm -rf "$assets"
 mkdir -p "$assets/man" "$assets/completions"
 sh "$repo/packaging/units.sh" "$assets/units"
 "$target/release/vaultctl" man "$assets/man"
-"$target/release/examples/vaultd-man" "$assets/man"
+"$target/release/vaultd-man" "$assets/man"
 # Compressed here, with gzip -n (no name, no time: reproducible), as
 # Debian policy asks: cargo-deb compresses man pages only when they are not
 # under target/, and docs never.

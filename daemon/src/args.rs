@@ -1,6 +1,6 @@
 //! vaultd's command line. In the library, not in `main.rs`, so the man page
 //! can be generated from the same definition at packaging time
-//! (`examples/vaultd-man.rs`) without vaultd growing a flag for it.
+//! (`packaging/man`) without vaultd growing a flag for it.
 
 use std::path::PathBuf;
 

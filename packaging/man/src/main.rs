@@ -1,7 +1,6 @@
 //! Writes `vaultd.1` into the directory given as the only argument, from
 //! the same clap definition vaultd parses its flags with, as `vaultctl man`
-//! does for vaultctl. Run by `packaging/build-deb.sh`; an example rather
-//! than a flag or a binary, so nothing of it is installed.
+//! does for vaultctl. Run by `packaging/build-deb.sh`; never installed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
