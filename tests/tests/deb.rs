@@ -189,7 +189,17 @@ fn deb() -> PathBuf {
         return p;
     }
     eprintln!("building the package (packaging/build-deb.sh; set TOKENVAULT_DEB to skip)");
-    let out = Command::new("bash")
+    let mut cmd = Command::new("bash");
+    // Without the CARGO_* that cargo set for this test (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_*): some build scripts watch them (ring), and the release
+    // build would start from scratch each time it is run from here.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            cmd.env_remove(&*key);
+        }
+    }
+    let out = cmd
         .arg(repo().join("packaging/build-deb.sh"))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
