@@ -380,7 +380,8 @@ fn public_key(state: &State, name: &str) -> Result<Response, Error> {
 }
 
 /// The verdict a job would get, without sending it or counting a use. The
-/// lease's copy of the value is never read and is zeroized when dropped.
+/// lease's copy of the value is never read and is zeroized when dropped;
+/// no other credential's value is opened.
 fn explain(state: &State, job: JobRequest) -> Result<Response, Error> {
     let lease = state.lease(&job.credential)?;
     crate::job::explain::explain(&lease.policy, &lease.injection, job).map(Response::Explain)

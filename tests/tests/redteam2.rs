@@ -535,11 +535,11 @@ fn racing_squatter_as(
 /// connect and before any byte is written (job/listener_layer.rs): the
 /// jobs that reach the squatter are refused with exit 5.
 #[test]
-fn another_uids_racing_squatter_gets_the_token() {
+fn another_uids_racing_squatter_gets_nothing() {
     let user = match harness::TestUser::create("race") {
         Ok(u) => u,
         Err(why) => {
-            println!("SKIPPED another_uids_racing_squatter_gets_the_token: {why}");
+            println!("SKIPPED another_uids_racing_squatter_gets_nothing: {why}");
             return;
         }
     };

@@ -234,3 +234,59 @@ fn progress_bar_on_terminals_or_when_forced_never_on_pipes() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&quiet.stdout).contains("download"));
 }
+
+/// An upstream that answers before it has read the upload (a 401 on the
+/// headers alone) gets its answer relayed, and the rest of the upload is
+/// not passed off as a complete body: vaultd used to end the chunked body
+/// cleanly when the job stopped pumping, so the upstream saw a truncated
+/// upload as whole.
+#[test]
+fn an_early_answer_is_relayed_and_the_cut_upload_never_looks_complete() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before the head");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\nnope\n")
+            .unwrap();
+        // Then read what else comes, until the connection ends.
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    });
+    let d = Daemon::start("");
+    d.init();
+    d.add("up", &canary("early"), &["--bearer", "--origin", &origin])
+        .ok();
+    let path = d.path("big.bin");
+    generated_file(&path, 200 << 20);
+    let out = d.ctl(&[
+        "request",
+        "up",
+        &format!("{origin}/upload"),
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ]);
+    let seen = server.join().unwrap();
+    assert_eq!(
+        out.stdout, b"nope\n",
+        "the early answer was not relayed: {out:?}"
+    );
+    assert!(
+        !seen.ends_with(b"\r\n0\r\n\r\n"),
+        "the upstream got a complete-looking chunked body ({} bytes) of a 200 MiB upload that was cut short",
+        seen.len()
+    );
+}

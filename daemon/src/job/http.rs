@@ -687,11 +687,15 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A request body fed piece by piece from the client's socket. Bounded
 /// channel: the client is read no faster than the upstream takes the body.
+/// The sender ends it with an empty piece ([`ChannelBody::END`]).
 pub struct ChannelBody {
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
 }
 
 impl ChannelBody {
+    /// The piece that ends the body.
+    pub const END: Bytes = Bytes::new();
+
     pub fn body(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> reqwest::Body {
         reqwest::Body::wrap(ChannelBody { rx })
     }
@@ -705,9 +709,14 @@ impl http_body::Body for ChannelBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|item| item.map(|r| r.map(http_body::Frame::data)))
+        // An empty piece is the sender's explicit end; a channel closed
+        // without one is an upload cut short (the job ended first), which
+        // must not reach the upstream as a complete body.
+        self.rx.poll_recv(cx).map(|item| match item {
+            Some(Ok(b)) if b.is_empty() => None,
+            Some(r) => Some(r.map(http_body::Frame::data)),
+            None => Some(Err(std::io::Error::other("the upload was cut short"))),
+        })
     }
 }
 

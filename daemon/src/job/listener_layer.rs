@@ -84,7 +84,11 @@ where
             let Some(info) = extras.get::<HttpInfo>() else {
                 return Err("the connection closed before its peer could be checked".into());
             };
-            if listener::is_loopback(info.remote_addr().ip()) {
+            // This machine: a loopback address, or one of its own addresses
+            // (a LAN address, with --allow-insecure-http), which connects
+            // from itself.
+            let remote = info.remote_addr().ip();
+            if listener::is_loopback(remote) || remote == info.local_addr().ip() {
                 listener::check_connected(info.local_addr(), info.remote_addr(), &trusted).await?;
             }
             Ok(conn)

@@ -71,6 +71,7 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
             return Err(e.into());
         }
     };
+    let neighbours = state.neighbours(&credential)?;
     state.record_use(&credential);
     let audit = Audit {
         path: log_field(url.path()),
@@ -89,7 +90,7 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
         policy: lease.policy,
         injection: lease.injection,
         token: lease.token,
-        neighbours: lease.neighbours,
+        neighbours,
         client: lease.client,
         epoch: lease.epoch,
     };

@@ -40,13 +40,16 @@
 //! - HTML escaping of `& < > " '` (`&#39;` or `&#x27;`), optionally `/` as
 //!   `&#x2F;` (Django, Jinja2, PHP `htmlspecialchars`, OWASP encoders);
 //! - UTF-16, little- and big-endian, as bytes (Windows and Java stacks,
-//!   `TextEncoder`-less JS dumps).
+//!   `TextEncoder`-less JS dumps);
+//! - the token and its base64 forms with *any subset* of their characters
+//!   escaped, in any mix of escape syntaxes, and the token's Unicode case
+//!   variants: searched in the decoded views of [`super::unescape`] around
+//!   every escape.
 //!
-//! Not caught (SECURITY.md says so): a JSON string with an arbitrary subset
-//! of its characters `\u`-escaped (2^n forms; only the encoders' sets
-//! above), base64 wrapped with the token starting mid-line whose core
-//! crosses a line break, and every transformation no pattern list can
-//! follow (hashing, encryption, reversal, splitting across responses).
+//! Not caught (SECURITY.md says so): base64 wrapped with the token starting
+//! mid-line whose core crosses a line break, escapes nested in escapes, and
+//! every transformation no pattern list can follow (hashing, encryption,
+//! reversal, splitting across responses).
 
 use std::fmt;
 use std::sync::Arc;
@@ -138,14 +141,7 @@ impl Redactor {
         let mut all: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         for t in tokens.iter().filter(|t| !t.is_empty()) {
             all.push(copy(t));
-            for sep in [b'=', b' '] {
-                if let Some(i) = t.iter().position(|&b| b == sep) {
-                    let value = t[i + 1..].trim_ascii();
-                    if value.len() >= MIN_VALUE_PART {
-                        all.push(copy(value));
-                    }
-                }
-            }
+            all.extend(value_parts(t).into_iter().map(copy));
         }
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = all.iter().flat_map(|t| forms(t)).collect();
         if patterns.is_empty() {
@@ -155,6 +151,8 @@ impl Redactor {
             all.iter().flat_map(|t| case_variants(t)).collect();
         // Searched as they are too: most case-changed echoes hold no escape.
         patterns.extend(plain.iter().map(|p| copy(p)));
+        // The base64 forms may come back partly escaped as well.
+        plain.extend(all.iter().flat_map(|t| b64_forms(t)));
         for p in &mut plain {
             p.make_ascii_lowercase();
         }
@@ -206,7 +204,9 @@ impl Redactor {
         replace_spans(data, &spans, false)
     }
 
-    /// Length of the longest pattern: how much of a streamed body may still
+    /// The longest pattern, or an escaped token (up to [`MAX_ESCAPE_LEN`]
+    /// bytes for each of its bytes), whichever is longer: how much of a
+    /// streamed body may still
     /// be the start of an echo.
     fn max_len(&self) -> usize {
         let Some(inner) = &self.inner else {
@@ -301,6 +301,23 @@ impl Redactor {
 /// that is redacted on its own: shorter ones would match ordinary text.
 const MIN_VALUE_PART: usize = 8;
 
+/// The parts of a header credential that servers echo on their own: each
+/// value of `a=1; b=2` (a Cookie header, parsed), and what follows the
+/// scheme of `Token abc`.
+fn value_parts(token: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    for pair in token.split(|&b| b == b';') {
+        if let Some(i) = pair.iter().position(|&b| b == b'=') {
+            out.push(pair[i + 1..].trim_ascii());
+        }
+    }
+    if let Some(i) = token.iter().position(|&b| b == b' ') {
+        out.push(token[i + 1..].trim_ascii());
+    }
+    out.retain(|v| v.len() >= MIN_VALUE_PART && v.len() < token.len());
+    out
+}
+
 /// The token as it is, and with its case changed as other languages'
 /// runtimes change it: Unicode upper and lower case (full mappings, so
 /// `ß` becomes `SS`), and Turkish-locale casing (`i` to `İ`, `I` to `ı`),
@@ -373,6 +390,11 @@ fn replace_spans(mut data: Vec<u8>, spans: &[(usize, usize)], continued: bool) -
 pub struct StreamRedactor {
     redactor: Redactor,
     carry: Zeroizing<Vec<u8>>,
+    /// The last bytes passed on before `carry` (at most one escape's
+    /// length), searched again only so that the held-back text is parsed
+    /// in context: a carry starting on the second `\` of `\\` must not
+    /// read as an escape.
+    context: Zeroizing<Vec<u8>>,
     /// `Some(n)`: the last thing passed on was a mark, and the first `n`
     /// bytes of `carry` belong to the echo it replaced.
     open: Option<usize>,
@@ -383,6 +405,7 @@ impl StreamRedactor {
         StreamRedactor {
             redactor,
             carry: Zeroizing::new(Vec::new()),
+            context: Zeroizing::new(Vec::new()),
             open: None,
         }
     }
@@ -404,11 +427,22 @@ impl StreamRedactor {
     }
 
     fn step(&mut self, chunk: &[u8], last: bool) -> Vec<u8> {
-        let mut data = Vec::with_capacity(self.carry.len() + chunk.len());
-        data.extend_from_slice(&self.carry);
-        data.extend_from_slice(chunk);
+        let ctx = self.context.len();
+        let mut full = Vec::with_capacity(ctx + self.carry.len() + chunk.len());
+        full.extend_from_slice(&self.context);
+        full.extend_from_slice(&self.carry);
+        full.extend_from_slice(chunk);
         self.carry.clear();
-        let mut spans = self.redactor.spans(&data);
+        // Spans wholly in the context were handled by the previous step.
+        let mut spans: Vec<(usize, usize)> = self
+            .redactor
+            .spans(&full)
+            .into_iter()
+            .filter(|&(_, e)| e > ctx)
+            .map(|(s, e)| (s.saturating_sub(ctx), e - ctx))
+            .collect();
+        let data = full.split_off(ctx);
+        full.zeroize();
         let continued = match self.open.take() {
             Some(n) => {
                 match spans.first_mut() {
@@ -444,7 +478,14 @@ impl StreamRedactor {
             }
             done.push((s, e));
         }
+        let mut data = data;
         self.carry.extend_from_slice(&data[cut..]);
+        let mut context = Zeroizing::new(Vec::with_capacity(MAX_ESCAPE_LEN));
+        let from_old = MAX_ESCAPE_LEN.saturating_sub(cut).min(self.context.len());
+        context.extend_from_slice(&self.context[self.context.len() - from_old..]);
+        context.extend_from_slice(&data[cut.saturating_sub(MAX_ESCAPE_LEN)..cut]);
+        self.context.zeroize();
+        self.context = context;
         data[cut..].zeroize();
         data.truncate(cut);
         replace_spans(data, &done, continued)
@@ -538,10 +579,9 @@ fn percent(token: &[u8], set: &'static AsciiSet, plus_for_space: bool) -> Zeroiz
     copy(s.as_bytes())
 }
 
-/// Every form of the module documentation, not yet deduplicated.
-fn forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut out: Vec<Zeroizing<Vec<u8>>> = vec![copy(token)];
-    // Base64 and its cores; each also as JSON (`\/`) and percent-encoded.
+/// Base64 of the token, standard and URL-safe, padded and not, and the
+/// offset-independent cores of each alphabet at the three alignments.
+fn b64_forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut b64s: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
         b64s.push(b64(engine, token));
@@ -556,6 +596,14 @@ fn forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
             }
         }
     }
+    b64s
+}
+
+/// Every form of the module documentation, not yet deduplicated.
+fn forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out: Vec<Zeroizing<Vec<u8>>> = vec![copy(token)];
+    // Base64 and its cores; each also as JSON (`\/`) and percent-encoded.
+    let b64s = b64_forms(token);
     for b in &b64s {
         if b.contains(&b'/') {
             out.push(replace_byte(b, b'/', b"\\/"));
@@ -1121,5 +1169,53 @@ mod cost {
         let r = Redactor::new(b"sid=0123456789abcdef");
         let out = r.redact(b"{\"sid\": \"0123456789abcdef\"}".to_vec());
         assert!(!String::from_utf8_lossy(&out).contains("0123456789"));
+    }
+
+    /// Found by review: a stream cut right after the first `\\` of `\\\\`
+    /// must not make the held-back text parse as an escape (`\\xA1`).
+    #[test]
+    fn stream_cuts_inside_an_escaped_backslash() {
+        let token = "xA1b+c/defghijklmnop";
+        let r = Redactor::new(token.as_bytes());
+        let mut body = vec![b'a'; 300];
+        body.extend_from_slice(b"pre\\\\xA1b%2Bc&#47;defghijklmnop post");
+        body.extend_from_slice(&[b'z'; 400]);
+        assert!(!String::from_utf8_lossy(&r.redact(body.clone())).contains("defghijklmnop"));
+        for cut in 1..body.len() {
+            let mut s = StreamRedactor::new(r.clone());
+            let mut out = s.push(&body[..cut]);
+            out.extend(s.push(&body[cut..]));
+            out.extend(s.finish());
+            let out = String::from_utf8_lossy(&out).into_owned();
+            assert!(!out.contains("defghijklmnop"), "cut at {cut}: {out}");
+        }
+    }
+
+    /// Found by review: the token's base64 with only some characters
+    /// escaped (ASP.NET writes `+` as `\\u002B`).
+    #[test]
+    fn partly_escaped_base64_is_caught() {
+        let token = b"\xfb\xff\xbe token with bits that make + and / in base64";
+        let r = Redactor::new(token);
+        let b64 = STANDARD.encode(token);
+        assert!(b64.contains('+') || b64.contains('/'), "{b64}");
+        let echo = b64.replace('+', "\\u002B").replace('/', "&#47;");
+        let out = r.redact(format!("x {echo} y").into_bytes());
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let pieces: Vec<&str> = echo.split(['\\', '&']).filter(|p| p.len() >= 8).collect();
+        assert!(!pieces.is_empty(), "{echo}");
+        for p in pieces {
+            assert!(!out.contains(&p[2..p.len() - 2]), "{p} in {out}");
+        }
+    }
+
+    /// Found by review: each value of a multi-cookie credential.
+    #[test]
+    fn every_cookie_value_is_a_token() {
+        let r = Redactor::new(b"theme=dark; sid=0123456789abcdef; csrf=fedcba9876543210");
+        for v in ["0123456789abcdef", "fedcba9876543210"] {
+            let out = r.redact(format!("{{\"v\": \"{v}\"}}").into_bytes());
+            assert!(!String::from_utf8_lossy(&out).contains(v), "{v}");
+        }
     }
 }

@@ -327,12 +327,18 @@ where
                 if total > max {
                     too_large("request", max)
                 } else {
-                    // The upstream may stop reading (early response): fine.
-                    let _ = tx.send(Ok(Bytes::from(c))).await;
+                    // An empty piece would read as the end (ChannelBody::END).
+                    if !c.is_empty() {
+                        // The upstream may stop reading (early response): fine.
+                        let _ = tx.send(Ok(Bytes::from(c))).await;
+                    }
                     continue;
                 }
             }
-            Ok(Some(Request::End)) => return Ok(()),
+            Ok(Some(Request::End)) => {
+                let _ = tx.send(Ok(ChannelBody::END)).await;
+                return Ok(());
+            }
             Ok(Some(_)) => JobError::ExpectedChunk,
             Ok(None) | Err(_) => JobError::ClientGone,
         };

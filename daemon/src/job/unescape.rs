@@ -11,7 +11,8 @@
 //! subset of escaped characters, in any mix of these syntaxes, at linear
 //! cost.
 //!
-//! Decoded here: `%HH`, `=HH` (quoted-printable), `\xHH`, `\uXXXX` (with
+//! Decoded here: `%HH`, `=HH` and soft line breaks (quoted-printable),
+//! `\xHH`, `\uXXXX` (with
 //! surrogate pairs), `\/`, `\\`, `\"`, `&#NN;`, `&#xHH;`, `&amp;`, `&lt;`,
 //! `&gt;`, `&quot;`, `&apos;`. In the *Latin-1* view, a character below
 //! U+0100 (escaped, or raw as a two-byte UTF-8 sequence) stands for one
@@ -156,12 +157,14 @@ pub fn decode(data: &[u8], syntax: Syntax) -> View {
 enum Out {
     Byte(u8),
     Char(u32),
+    Nothing,
 }
 
 impl Out {
     fn write(self, v: &mut Vec<u8>, latin1: bool) {
         match self {
             Out::Byte(b) => v.push(b),
+            Out::Nothing => {}
             Out::Char(cp) if latin1 && cp < 0x100 => v.push(cp as u8),
             Out::Char(cp) => {
                 let c = char::from_u32(cp).unwrap_or('\u{fffd}');
@@ -188,6 +191,9 @@ fn escape_at(data: &[u8], i: usize, syntax: Syntax) -> Option<(usize, Out)> {
     let latin1 = syntax.latin1;
     match rest[0] {
         b'%' => Some((3, Out::Byte(hex_n(data, i + 1, 2)? as u8))),
+        // A soft line break (quoted-printable wraps at 76 columns).
+        b'=' if syntax.qp && rest.get(1..3) == Some(b"\r\n") => Some((3, Out::Nothing)),
+        b'=' if syntax.qp && rest.get(1) == Some(&b'\n') => Some((2, Out::Nothing)),
         b'=' if syntax.qp => {
             let b = hex_n(data, i + 1, 2)? as u8;
             (b.is_ascii() && !b.is_ascii_alphanumeric()).then_some((3, Out::Byte(b)))
@@ -265,6 +271,7 @@ mod tests {
             (b"no escapes at all", b"no escapes at all"),
             // Quoted-printable only for what it escapes in a token.
             (b"token=B64", b"token=B64"),
+            (b"abc=\r\ndef=\nghi", b"abcdefghi"),
             (b"%zz =G \\q &nope; &#;", b"%zz =G \\q &nope; &#;"),
         ] {
             assert_eq!(

@@ -40,9 +40,6 @@ pub struct Lease {
     pub policy: Arc<Policy>,
     pub injection: proto::Injection,
     pub token: Secret,
-    /// The tokens of the other credentials bound to a host this one is
-    /// bound to, for the job's redactor (see [`State::lease`]).
-    pub neighbours: Vec<Secret>,
     /// The HTTP client, taken under the same vault read lock as the token.
     /// `lock`, `remove` and `rotate` change the vault (write lock) before
     /// they swap the client, so a job holding an old token always holds the
@@ -449,10 +446,29 @@ impl State {
             .map(proto::Injection::from)
             .ok_or_else(|| internal("credential has no injection"))?;
         let token = cred.value.open().map_err(internal)?;
-        // An upstream that stores what it receives (a request log, an
-        // "activity" page) can show a job one of the other tokens sent to
-        // the same host, or one a script added itself to read the others
-        // back: every job redacts them all. Opened per job, like the token.
+        Ok(Lease {
+            policy,
+            injection,
+            token,
+            client: self.http.client(),
+            epoch: self.epoch.current(),
+        })
+    }
+
+    /// The tokens of the other credentials bound to a machine `name` is
+    /// bound to. An upstream that stores what it receives (a request log,
+    /// an "activity" page) can show a job one of the other tokens sent
+    /// there, or one a script added itself to read the others back: the
+    /// job redacts them all. Opened per job, like the token, and only for
+    /// a job its policy let through (not for `explain` or a refusal).
+    pub fn neighbours(&self, name: &str) -> Result<Vec<Secret>, StateError> {
+        let guard = self.read();
+        let u = guard.as_ref().ok_or(StateError::Locked)?;
+        let cred = u
+            .contents
+            .credentials
+            .get(name)
+            .ok_or_else(|| no_such(name))?;
         let hosts = hosts_of(&cred.spec);
         let mut neighbours = Vec::new();
         for (other, c) in &u.contents.credentials {
@@ -464,14 +480,7 @@ impl State {
                 neighbours.push(c.value.open().map_err(internal)?);
             }
         }
-        Ok(Lease {
-            policy,
-            injection,
-            token,
-            neighbours,
-            client: self.http.client(),
-            epoch: self.epoch.current(),
-        })
+        Ok(neighbours)
     }
 
     /// Counts a job that passed the policy. Kept in memory and written with
