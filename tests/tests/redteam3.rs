@@ -1,0 +1,358 @@
+//! Red-team round 3: attacks by a script of the vault's uid that only talks
+//! to the socket and to servers of its own on loopback, against upstreams
+//! the token is legitimately bound to and which reflect what they receive
+//! the way real servers, frameworks and file formats do.
+//!
+//! Every `#[ignore = "finding: ..."]` test here is an attack that WORKS on
+//! the code it was written against (main at d97f883): it asserts that no
+//! byte of the token reaches the script, and it fails today. Run them with
+//! `cargo build --workspace --bins && cargo test -p tokenvault-tests --test
+//! redteam3 -- --ignored`. Remove the `ignore` with the fix.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use harness::{Daemon, canary};
+
+/// vaultctl without the harness's stderr panic, so every case is reported.
+fn run(d: &Daemon, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
+    let out = d
+        .cmd()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run vaultctl");
+    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
+}
+
+// ---------------------------------------------------------------------------
+// A raw HTTP/1.1 reflecting upstream (as in redteam2.rs).
+// ---------------------------------------------------------------------------
+
+struct Seen {
+    path: String,
+    /// The Authorization value, without `Bearer `.
+    token: Vec<u8>,
+}
+
+fn read_head(s: &mut TcpStream) -> Seen {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line).unwrap_or(0);
+    let text = String::from_utf8_lossy(&line).into_owned();
+    let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let mut token = Vec::new();
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 || line == b"\r\n" {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(&line[..colon]).to_ascii_lowercase();
+        let mut v = &line[colon + 1..];
+        while let [b' ' | b'\t', rest @ ..] = v {
+            v = rest;
+        }
+        while let [rest @ .., b' ' | b'\t' | b'\r' | b'\n'] = v {
+            v = rest;
+        }
+        if name == "authorization" {
+            token = v.strip_prefix(b"Bearer ").unwrap_or(v).to_vec();
+        }
+    }
+    Seen { path, token }
+}
+
+fn raw_upstream(handler: fn(&Seen) -> Vec<u8>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let seen = read_head(&mut s);
+            let body = handler(&seen);
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(&body);
+            let _ = s.write_all(&out);
+        }
+    });
+    addr
+}
+
+fn query(path: &str, key: &str) -> String {
+    path.split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")[..]))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Each byte of `t` mapped by `f` (None: left as is).
+fn map_bytes(t: &[u8], f: impl Fn(u8) -> Option<String>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &b in t {
+        match f(b) {
+            Some(s) => out.extend_from_slice(s.as_bytes()),
+            None => out.push(b),
+        }
+    }
+    out
+}
+
+/// HTML5 named character references for ASCII punctuation, as PHP's
+/// `htmlentities($s, ENT_QUOTES | ENT_HTML5)` writes them (its ENT_HTML5
+/// table has a name for each; `-` has none).
+fn html5_name(b: u8) -> Option<&'static str> {
+    Some(match b {
+        b'!' => "&excl;",
+        b'"' => "&quot;",
+        b'#' => "&num;",
+        b'$' => "&dollar;",
+        b'%' => "&percnt;",
+        b'&' => "&amp;",
+        b'\'' => "&apos;",
+        b'(' => "&lpar;",
+        b')' => "&rpar;",
+        b'*' => "&ast;",
+        b'+' => "&plus;",
+        b',' => "&comma;",
+        b'.' => "&period;",
+        b'/' => "&sol;",
+        b':' => "&colon;",
+        b';' => "&semi;",
+        b'<' => "&lt;",
+        b'=' => "&equals;",
+        b'>' => "&gt;",
+        b'?' => "&quest;",
+        b'@' => "&commat;",
+        b'[' => "&lsqb;",
+        b'\\' => "&bsol;",
+        b']' => "&rsqb;",
+        b'^' => "&Hat;",
+        b'_' => "&lowbar;",
+        b'`' => "&grave;",
+        b'{' => "&lcub;",
+        b'|' => "&verbar;",
+        b'}' => "&rcub;",
+        _ => return None,
+    })
+}
+
+/// Quoted-printable as Python's `quopri.encodestring` / `email` write it:
+/// `=` as `=3D`, lines of at most 76 characters ended by a soft line break
+/// `=` + newline. Checked against CPython 3 `quopri` by hand.
+fn quoted_printable(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut line = 0;
+    for &b in text {
+        let unit = if b == b'=' || !(0x20..0x7f).contains(&b) {
+            format!("={b:02X}").into_bytes()
+        } else {
+            vec![b]
+        };
+        if line + unit.len() > 75 {
+            out.extend_from_slice(b"=\n");
+            line = 0;
+        }
+        line += unit.len();
+        out.extend_from_slice(&unit);
+    }
+    out
+}
+
+/// The whole body the upstream answers for form `form` (a prefix, then the
+/// token as that encoder writes it back).
+fn encode(t: &[u8], form: &str) -> Vec<u8> {
+    match form {
+        // A mail API's stored message or a mail catcher's raw view
+        // (MailHog, Mailpit, Mailgun "stored messages"): quoted-printable
+        // breaks every line at 76 columns with a soft line break `=\n`, so
+        // any token that crosses a break (all of them past ~60 bytes) comes
+        // back cut in two, each half raw.
+        "qp-soft-break" => quoted_printable(&[&b"Your API key is: "[..], t].concat()),
+        // Java `Properties.store()` (a config export / "download settings"
+        // endpoint): `=`, `:`, `#`, `!` are written as `\=`, `\:`, `\#`,
+        // `\!` in values too. Checked with OpenJDK: `api.token=AbC+dEf/GhI\:jk\=\=`.
+        "java-properties" => [
+            &b"api.token="[..],
+            &map_bytes(t, |b| {
+                b"=:#!".contains(&b).then(|| format!("\\{}", b as char))
+            }),
+        ]
+        .concat(),
+        // Telegram MarkdownV2 / python-telegram-bot `escape_markdown(v=2)`
+        // and most Markdown escapers: punctuation with a backslash.
+        "markdown-v2" => [
+            &b"Token: `"[..],
+            &map_bytes(t, |b| {
+                b"_*[]()~`>#+-=|{}.!\\"
+                    .contains(&b)
+                    .then(|| format!("\\{}", b as char))
+            }),
+            b"`",
+        ]
+        .concat(),
+        // PHP `htmlentities($t, ENT_QUOTES | ENT_HTML5)` on an error page:
+        // `+` as `&plus;`, `/` as `&sol;`, `=` as `&equals;`, `.` as
+        // `&period;`, `_` as `&lowbar;`.
+        "php-htmlentities-html5" => [
+            &b"<p>Invalid key "[..],
+            &map_bytes(t, |b| html5_name(b).map(str::to_owned)),
+            b"</p>",
+        ]
+        .concat(),
+        // CSS escaping (OWASP Encoder `forCssString`, `CSS.escape` of
+        // a leading digit, Go html/template in a style context): `\2b `.
+        "css-escape" => [
+            &b"content: \""[..],
+            &map_bytes(t, |b| {
+                (!b.is_ascii_alphanumeric() && b != b'-' && b != b'_')
+                    .then(|| format!("\\{:x} ", b))
+            }),
+            b"\"",
+        ]
+        .concat(),
+        // A request inspector (webhook.site-style) in ASP.NET Core that
+        // returns the raw request as a `byte[]` property: System.Text.Json
+        // writes it as base64 and, with its default encoder, every `+` as
+        // `\u002B`. The redactor finds the token's base64 "cores" only
+        // as they are, and searches its decoded views only for the token
+        // itself, not for its base64.
+        "dotnet-json-bytes" => {
+            let mut dump = b"GET /hook HTTP/1.1\r\nauthorization: Bearer ".to_vec();
+            dump.extend_from_slice(t);
+            dump.extend_from_slice(b"\r\n\r\n");
+            let b64 = STANDARD.encode(&dump);
+            [
+                &b"{\"raw\":\""[..],
+                b64.replace('+', "\\u002B").as_bytes(),
+                b"\"}",
+            ]
+            .concat()
+        }
+        _ => t.to_vec(),
+    }
+}
+
+fn form_handler(seen: &Seen) -> Vec<u8> {
+    let form = query(&seen.path, "f");
+    encode(&seen.token, &form)
+}
+
+/// (case, credential, form). `s`: a standard-base64 API key (`+`, `/`,
+/// `==`); `j`: a JWT (`.`, `_`, `-`); `w`: a key whose base64 holds `+`.
+const FORMS: &[(&str, &str, &str)] = &[
+    (
+        "quoted-printable soft line breaks (Python quopri, mail catchers)",
+        "s",
+        "qp-soft-break",
+    ),
+    (
+        "quoted-printable soft line breaks, JWT",
+        "j",
+        "qp-soft-break",
+    ),
+    ("Java Properties.store (\\= \\:)", "s", "java-properties"),
+    (
+        "Markdown escaping (Telegram MarkdownV2)",
+        "s",
+        "markdown-v2",
+    ),
+    ("Markdown escaping, JWT (\\. \\_ \\-)", "j", "markdown-v2"),
+    (
+        "PHP htmlentities ENT_HTML5 (&plus; &sol; &equals;)",
+        "s",
+        "php-htmlentities-html5",
+    ),
+    (
+        "PHP htmlentities ENT_HTML5, JWT (&period; &lowbar;)",
+        "j",
+        "php-htmlentities-html5",
+    ),
+    ("CSS escape (\\2b )", "s", "css-escape"),
+    (
+        "ASP.NET Core byte[] as JSON base64 (+ as \\u002B)",
+        "w",
+        "dotnet-json-bytes",
+    ),
+];
+
+/// Whether `out` carries the echo: the upstream's bytes for it, or a run of
+/// 16 raw bytes of the token.
+fn leaked(out: &[u8], token: &[u8], echoed: &[u8]) -> bool {
+    harness::count(out, echoed) > 0
+        || token
+            .windows(16.min(token.len()))
+            .any(|w| harness::count(out, w) > 0)
+}
+
+// ---------------------------------------------------------------------------
+// Finding 1 (high): everyday escape syntaxes and line breaks the decoded
+// views do not undo.
+// ---------------------------------------------------------------------------
+
+#[test]
+#[ignore = "finding: quoted-printable soft line breaks, backslash-escaped punctuation (Java properties, Markdown), HTML5 named entities (PHP ENT_HTML5), CSS escapes and partially escaped base64 pass the redactor (fails today)"]
+fn escape_syntaxes_the_views_do_not_decode() {
+    let addr = raw_upstream(form_handler);
+    let origin = format!("http://{addr}");
+    let d = Daemon::start("");
+    d.init();
+    let s_token = format!("{}+{}/Zz==", canary("B64"), canary("More"));
+    let j_token = format!(
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIx{}.{}_-Q",
+        &canary("p")[2..],
+        &canary("s")[2..]
+    );
+    // `~~~` is `fn5+` in base64: the key's base64 holds a `+` at every
+    // alignment.
+    let w_token = format!("{}~~~~~~~~~{}", canary("W"), canary("X"));
+    for (name, token) in [("s", &s_token), ("j", &j_token), ("w", &w_token)] {
+        d.add(name, token, &["--bearer", "--origin", &origin]).ok();
+    }
+
+    let mut leaks = Vec::new();
+    for (case, cred, form) in FORMS {
+        let token = match *cred {
+            "s" => &s_token,
+            "j" => &j_token,
+            _ => &w_token,
+        };
+        let echoed = encode(token.as_bytes(), form);
+        for mode in ["plain", "--json", "-i"] {
+            let url = format!("{origin}/form?f={form}");
+            let mut args = vec!["request", cred, url.as_str()];
+            if mode != "plain" {
+                args.push(mode);
+            }
+            let (code, stdout, stderr) = run(&d, &args);
+            let body = if mode == "--json" {
+                let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
+                v["body"].as_str().unwrap_or_default().as_bytes().to_vec()
+            } else {
+                stdout.clone()
+            };
+            if leaked(&body, token.as_bytes(), &echoed)
+                || leaked(&stderr, token.as_bytes(), &echoed)
+            {
+                leaks.push(format!(
+                    "{case} [{mode}] (exit {code}): the token reached the script: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
+}
