@@ -429,3 +429,106 @@ fn one_cookie_of_several_echoed_alone() {
     }
     assert!(leaks.is_empty(), "\n{}", leaks.join("\n"));
 }
+
+// ---------------------------------------------------------------------------
+// Finding 3 (medium): the neighbours' redaction (round 2's `machine_of`)
+// makes every loopback spelling one machine, but not the machine's own
+// other addresses. A service bound to 0.0.0.0 (the usual default) on
+// loopback is also reached at the host's LAN address; a credential the
+// script adds for `http://<LAN address>:PORT` (`--allow-insecure-http`, no
+// listener check off loopback) reads the service's request log, and the
+// owner's token in it is not redacted.
+// ---------------------------------------------------------------------------
+
+static STORE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+fn store_handler(seen: &Seen) -> Vec<u8> {
+    let mut s = STORE.lock().unwrap();
+    let body = if seen.path.starts_with("/activity") {
+        let lines: Vec<String> = s
+            .iter()
+            .map(|t| {
+                format!(
+                    "{{\"authorization\":\"Bearer {}\"}}",
+                    String::from_utf8_lossy(t)
+                )
+            })
+            .collect();
+        format!("[{}]\n", lines.join(","))
+    } else {
+        "ok\n".to_owned()
+    };
+    s.push(seen.token.clone());
+    body.into_bytes()
+}
+
+/// The host's own address on its default route (no packet is sent).
+fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9")
+        .or_else(|_| s.connect("10.255.255.1:9"))
+        .ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+#[ignore = "finding: the owner's token stored by a loopback service bound to 0.0.0.0 is read unredacted through a credential the script adds for the host's LAN address (fails today)"]
+fn stored_echoes_via_the_hosts_own_lan_address() {
+    let Some(lan) = lan_address() else {
+        eprintln!("no non-loopback address: skipped");
+        return;
+    };
+    let l = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let addr = {
+        // raw_upstream binds 127.0.0.1; this service binds every address.
+        let l = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let seen = read_head(&mut s);
+                let body = store_handler(&seen);
+                let _ = s.write_all(
+                    &[
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes(),
+                        body,
+                    ]
+                    .concat(),
+                );
+            }
+        });
+        port
+    };
+    let d = Daemon::start("");
+    d.init();
+    let admin = canary("ADM");
+    let origin = format!("http://127.0.0.1:{addr}");
+    d.add("admin", &admin, &["--bearer", "--origin", &origin])
+        .ok();
+    // The owner's job uses `admin`; the service logs it.
+    run(&d, &["request", "admin", &format!("{origin}/api/thing")]);
+
+    let host = match lan {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let alt = format!("http://{host}:{addr}");
+    let added = d.add(
+        "mine",
+        "made-up-by-the-script",
+        &["--bearer", "--allow-insecure-http", "--origin", &alt],
+    );
+    assert_eq!(added.code, 0, "add: {}", added.stderr);
+    let (code, stdout, _) = run(&d, &["request", "mine", &format!("{alt}/activity")]);
+    let out = String::from_utf8_lossy(&stdout);
+    assert!(
+        !out.contains(&admin),
+        "{alt} (exit {code}): the owner's token reached the script: {out}"
+    );
+}
