@@ -242,6 +242,36 @@ fn encode(t: &[u8], form: &str) -> Vec<u8> {
             ]
             .concat()
         }
+        // Quoted-printable of a non-ASCII token (every mail library):
+        // `=C3=85`; the views decode `=HH` only for ASCII punctuation.
+        "qp-non-ascii" => map_bytes(t, |b| (b == b'=' || b >= 0x80).then(|| format!("={b:02X}"))),
+        // JavaScript `escape()` (and Latin-1 `URLEncoder.encode`, PHP
+        // `urlencode` of a Latin-1 string): a character below U+0100 as
+        // one `%HH` of its code point, `Å` as `%C5`.
+        "js-escape-non-ascii" => String::from_utf8_lossy(t)
+            .chars()
+            .map(|c| match c as u32 {
+                n if n < 0x80 => c.to_string(),
+                n if n < 0x100 => format!("%{n:02X}"),
+                n => format!("%u{n:04X}"),
+            })
+            .collect::<String>()
+            .into_bytes(),
+        // PHP `htmlentities()` with its default table (HTML 4.01): Latin-1
+        // letters as named entities, `Å` as `&Aring;`, `ß` as `&szlig;`.
+        "php-htmlentities-latin1" => String::from_utf8_lossy(t)
+            .chars()
+            .map(|c| match c {
+                'Å' => "&Aring;".to_owned(),
+                'Ö' => "&Ouml;".to_owned(),
+                'ö' => "&ouml;".to_owned(),
+                'ä' => "&auml;".to_owned(),
+                'ß' => "&szlig;".to_owned(),
+                'é' => "&eacute;".to_owned(),
+                c => c.to_string(),
+            })
+            .collect::<String>()
+            .into_bytes(),
         _ => t.to_vec(),
     }
 }
@@ -252,7 +282,8 @@ fn form_handler(seen: &Seen) -> Vec<u8> {
 }
 
 /// (case, credential, form). `s`: a standard-base64 API key (`+`, `/`,
-/// `==`); `j`: a JWT (`.`, `_`, `-`); `w`: a key whose base64 holds `+`.
+/// `==`); `j`: a JWT (`.`, `_`, `-`); `w`: a key whose base64 holds `+`;
+/// `u`: a token with non-ASCII letters (as redteam2.rs; rarer).
 const FORMS: &[(&str, &str, &str)] = &[
     (
         "quoted-printable soft line breaks (Python quopri, mail catchers)",
@@ -287,6 +318,21 @@ const FORMS: &[(&str, &str, &str)] = &[
         "w",
         "dotnet-json-bytes",
     ),
+    (
+        "quoted-printable, non-ASCII token (=C3=85)",
+        "u",
+        "qp-non-ascii",
+    ),
+    (
+        "JavaScript escape(), non-ASCII token (%C5)",
+        "u",
+        "js-escape-non-ascii",
+    ),
+    (
+        "PHP htmlentities default table, non-ASCII token (&Aring;)",
+        "u",
+        "php-htmlentities-latin1",
+    ),
 ];
 
 /// Whether `out` carries the echo: the upstream's bytes for it, or a run of
@@ -304,7 +350,7 @@ fn leaked(out: &[u8], token: &[u8], echoed: &[u8]) -> bool {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding: quoted-printable soft line breaks, backslash-escaped punctuation (Java properties, Markdown), HTML5 named entities (PHP ENT_HTML5), CSS escapes and partially escaped base64 pass the redactor (fails today)"]
+#[ignore = "finding: quoted-printable soft line breaks, backslash-escaped punctuation (Java properties, Markdown), HTML5 named entities (PHP ENT_HTML5), CSS escapes, partially escaped base64, and non-ASCII tokens as QP =C3=85, escape() %C5 or &Aring; pass the redactor (fails today)"]
 fn escape_syntaxes_the_views_do_not_decode() {
     let addr = raw_upstream(form_handler);
     let origin = format!("http://{addr}");
@@ -319,7 +365,13 @@ fn escape_syntaxes_the_views_do_not_decode() {
     // `~~~` is `fn5+` in base64: the key's base64 holds a `+` at every
     // alignment.
     let w_token = format!("{}~~~~~~~~~{}", canary("W"), canary("X"));
-    for (name, token) in [("s", &s_token), ("j", &j_token), ("w", &w_token)] {
+    let u_token = format!("{}-ÅÖöäßé", canary("Uni"));
+    for (name, token) in [
+        ("s", &s_token),
+        ("j", &j_token),
+        ("w", &w_token),
+        ("u", &u_token),
+    ] {
         d.add(name, token, &["--bearer", "--origin", &origin]).ok();
     }
 
@@ -328,7 +380,8 @@ fn escape_syntaxes_the_views_do_not_decode() {
         let token = match *cred {
             "s" => &s_token,
             "j" => &j_token,
-            _ => &w_token,
+            "w" => &w_token,
+            _ => &u_token,
         };
         let echoed = encode(token.as_bytes(), form);
         for mode in ["plain", "--json", "-i"] {
