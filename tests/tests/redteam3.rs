@@ -585,3 +585,143 @@ fn stored_echoes_via_the_hosts_own_lan_address() {
         "{alt} (exit {code}): the owner's token reached the script: {out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Squatters of another uid on a plain-http loopback port (root only), for
+// the connect-then-check that replaces round 1's check-then-connect. Each
+// mode toggles its listener (absent at a check before the connect) and
+// drops it the moment a connection arrives (absent at a LISTEN-table check
+// after the connect); `dual` listens on the IPv6 wildcard, where IPv4
+// connections appear in /proc/net/tcp6 as `::ffff:127.0.0.1`.
+// ---------------------------------------------------------------------------
+
+/// Not a test on its own: a no-op unless started by [`squatter_as`].
+#[test]
+fn squatter_helper() {
+    use std::io::Read;
+    let (Some(port), Some(log), Some(mode)) = (
+        std::env::var("TOKENVAULT_SQUAT_PORT").ok(),
+        std::env::var_os("TOKENVAULT_SQUAT_LOG"),
+        std::env::var("TOKENVAULT_SQUAT_MODE").ok(),
+    ) else {
+        return;
+    };
+    let port: u16 = port.parse().unwrap();
+    let bind: std::net::SocketAddr = if mode == "dual" {
+        format!("[::]:{port}").parse().unwrap()
+    } else {
+        format!("127.0.0.1:{port}").parse().unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        if let Ok(l) = TcpListener::bind(bind) {
+            l.set_nonblocking(true).unwrap();
+            let until = std::time::Instant::now() + Duration::from_micros(700);
+            let mut got = None;
+            while std::time::Instant::now() < until {
+                if let Ok((c, _)) = l.accept() {
+                    got = Some(c);
+                    break;
+                }
+            }
+            // Gone from the LISTEN table before anyone looks again.
+            drop(l);
+            if let Some(mut c) = got {
+                c.set_nonblocking(false).unwrap();
+                let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = [0u8; 4096];
+                let n = c.read(&mut buf).unwrap_or(0);
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log");
+                f.write_all(&buf[..n]).expect("log write");
+            }
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    }
+}
+
+fn squatter_as(
+    user: &harness::TestUser,
+    port: u16,
+    log: &std::path::Path,
+    mode: &str,
+) -> std::process::Child {
+    user.command(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "squatter_helper",
+            "--nocapture",
+            "--include-ignored",
+        ])
+        .env("TOKENVAULT_SQUAT_PORT", port.to_string())
+        .env("TOKENVAULT_SQUAT_LOG", log)
+        .env("TOKENVAULT_SQUAT_MODE", mode)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the squatter")
+}
+
+fn squat(mode: &str, jobs: usize) -> Result<(), String> {
+    let user = match harness::TestUser::create("sq") {
+        Ok(u) => u,
+        Err(why) => {
+            println!("SKIPPED: {why}");
+            return Ok(());
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    user.own(dir.path());
+    let log = dir.path().join("squat.log");
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let origin = format!("http://127.0.0.1:{port}");
+    let token = canary("SQUAT");
+    let d = Daemon::start("");
+    d.init();
+    d.add("local", &token, &["--bearer", "--origin", &origin])
+        .ok();
+    let mut squatter = squatter_as(&user, port, &log, mode);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut codes = std::collections::BTreeMap::new();
+    let mut n = 0;
+    for _ in 0..jobs {
+        n += 1;
+        let (code, _, _) = run(
+            &d,
+            &["request", "local", &format!("{origin}/"), "--max-time", "2"],
+        );
+        *codes.entry(code).or_insert(0) += 1;
+        if String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).contains(&token) {
+            break;
+        }
+    }
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    let got = String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    if got.contains(&token) {
+        return Err(format!(
+            "{mode}: uid {} received the token after {n} jobs (exit codes {codes:?}):\n{got}",
+            user.uid
+        ));
+    }
+    println!("{mode}: nothing after {n} jobs (exit codes {codes:?})");
+    Ok(())
+}
+
+#[test]
+#[ignore = "root only, slow: a squatter of another uid that drops its listener on accept (connect-then-check)"]
+fn another_uids_squatter_that_drops_its_listener_on_accept() {
+    squat("v4", 150).unwrap();
+}
+
+#[test]
+#[ignore = "root only, slow: as above, listening on the IPv6 wildcard (connect-then-check)"]
+fn another_uids_dual_stack_squatter_that_drops_its_listener_on_accept() {
+    squat("dual", 150).unwrap();
+}
