@@ -242,6 +242,18 @@ fn encode(t: &[u8], form: &str) -> Vec<u8> {
             ]
             .concat()
         }
+        // Greedy decoding: an escape introducer that an HTML encoder leaves
+        // raw (`%`, `\`) right before the echo takes the token's first two
+        // characters when they are hex digits (`%B6` of `B64-…`), and the
+        // view no longer holds the token. Go html/template, `+` as `&#43;`.
+        // Low: needs the upstream to write a raw `%` or `\x` just before
+        // the token (a template "{{.Rate}}%{{.Token}}", a Windows path).
+        "go-html-after-percent" => [
+            &b"<td>100%"[..],
+            &map_bytes(t, |b| (b == b'+').then(|| "&#43;".to_owned())),
+            b"</td>",
+        ]
+        .concat(),
         // Quoted-printable of a non-ASCII token (every mail library):
         // `=C3=85`; the views decode `=HH` only for ASCII punctuation.
         "qp-non-ascii" => map_bytes(t, |b| (b == b'=' || b >= 0x80).then(|| format!("={b:02X}"))),
@@ -319,6 +331,11 @@ const FORMS: &[(&str, &str, &str)] = &[
         "dotnet-json-bytes",
     ),
     (
+        "Go html/template right after a raw % (token starting with hex digits)",
+        "s",
+        "go-html-after-percent",
+    ),
+    (
         "quoted-printable, non-ASCII token (=C3=85)",
         "u",
         "qp-non-ascii",
@@ -350,7 +367,7 @@ fn leaked(out: &[u8], token: &[u8], echoed: &[u8]) -> bool {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding: backslash-escaped punctuation (Java properties, Markdown), HTML5 named entities (PHP ENT_HTML5), CSS escapes, and non-ASCII tokens as QP =C3=85, escape() %C5 or &Aring; pass the redactor (fails today; the QP soft-break and .NET base64 cases pass since 0cd9a22)"]
+#[ignore = "finding: backslash-escaped punctuation (Java properties, Markdown), HTML5 named entities (PHP ENT_HTML5), CSS escapes, an echo right after a raw %, and non-ASCII tokens as QP =C3=85, escape() %C5 or &Aring; pass the redactor (fails today; the QP soft-break and .NET base64 cases pass since 0cd9a22)"]
 fn escape_syntaxes_the_views_do_not_decode() {
     let addr = raw_upstream(form_handler);
     let origin = format!("http://{addr}");
