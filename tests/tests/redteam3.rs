@@ -367,7 +367,7 @@ fn leaked(out: &[u8], token: &[u8], echoed: &[u8]) -> bool {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding: backslash-escaped punctuation (Java properties, Markdown), HTML5 named entities (PHP ENT_HTML5), CSS escapes, an echo right after a raw %, and non-ASCII tokens as QP =C3=85, escape() %C5 or &Aring; pass the redactor (fails today; the QP soft-break and .NET base64 cases pass since 0cd9a22)"]
+
 fn escape_syntaxes_the_views_do_not_decode() {
     let addr = raw_upstream(form_handler);
     let origin = format!("http://{addr}");
@@ -543,7 +543,7 @@ fn lan_address() -> Option<std::net::IpAddr> {
 }
 
 #[test]
-#[ignore = "finding: the owner's token stored by a loopback service bound to 0.0.0.0 is read unredacted through a credential the script adds for the host's LAN address (fails today)"]
+
 fn stored_echoes_via_the_hosts_own_lan_address() {
     let Some(lan) = lan_address() else {
         eprintln!("no non-loopback address: skipped");

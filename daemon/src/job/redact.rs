@@ -107,6 +107,8 @@ struct Inner {
     plain_matcher: AhoCorasick,
     /// Whether any token has a byte outside ASCII.
     non_ascii: bool,
+    /// The ASCII bytes of `plain` (see [`super::unescape::Syntax::needed`]).
+    needed: [u64; 2],
 }
 
 /// How many bytes of a response one decoded byte can come from at most
@@ -184,6 +186,7 @@ impl Redactor {
                 patterns,
                 matcher,
                 non_ascii: all.iter().any(|t| !t.is_ascii()),
+                needed: super::unescape::needed(&plain),
                 plain,
                 plain_matcher,
             })),
@@ -275,11 +278,7 @@ impl Redactor {
         // searched in the decoded views, mapped back to the original bytes.
         let reach = self.max_len();
         let mut extra = Vec::new();
-        for syntax in super::unescape::VIEWS {
-            // Without a non-ASCII token the Latin-1 view finds nothing new.
-            if syntax.latin1 && !inner.non_ascii {
-                continue;
-            }
+        for syntax in super::unescape::views(inner.non_ascii, inner.needed) {
             for (ws, we) in super::unescape::windows(data, syntax, reach) {
                 let view = super::unescape::decode(&data[ws..we], syntax);
                 for m in inner.plain_matcher.find_overlapping_iter(&view.bytes[..]) {
@@ -352,6 +351,13 @@ fn case_variants(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
         if v.as_bytes() != token {
             out.push(copy(v.as_bytes()));
         }
+    }
+    // The token in Latin-1 (one byte per character), as JavaScript's
+    // `escape()` (`%C5`) and Latin-1 pages write it.
+    if !s.is_ascii() && s.chars().all(|c| u32::from(c) < 0x100) {
+        let mut v = Zeroizing::new(Vec::with_capacity(s.len()));
+        v.extend(s.chars().map(|c| u32::from(c) as u8));
+        out.push(v);
     }
     out
 }

@@ -71,7 +71,7 @@ pub fn windows(data: &[u8], syntax: Syntax, reach: usize) -> Vec<(usize, usize)>
             break;
         };
         i += run;
-        match escape_at(data, i, syntax) {
+        match escape_at(data, i, syntax).filter(|(_, out)| out.wanted(syntax)) {
             Some((len, _)) => {
                 let (s, e) = (i.saturating_sub(reach), (i + len + reach).min(data.len()));
                 match out.last_mut() {
@@ -102,23 +102,58 @@ pub struct Syntax {
     /// `sid=…`) that decoding it as an escape could break the match: the
     /// redactor also searches a view without it.
     pub qp: bool,
+    /// Whether an escape may stand for a byte outside ASCII: only when a
+    /// token has one. Otherwise such an escape is left as it is, so that
+    /// a `%` or `\\` that happens to precede an echo cannot swallow the
+    /// token's first characters (`100%B64-…`).
+    pub non_ascii: bool,
+    /// The ASCII bytes the tokens hold (a bit each): an escape of any
+    /// other character cannot be part of an echo, and is left as it is.
+    /// Binary bodies are full of accidental escapes; this keeps the views
+    /// to the few that matter.
+    pub needed: [u64; 2],
 }
 
-/// The views the redactor searches.
-pub const VIEWS: [Syntax; 3] = [
-    Syntax {
+impl Syntax {
+    fn needs(&self, b: u8) -> bool {
+        b < 0x80 && self.needed[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+}
+
+/// The bitmap of [`Syntax::needed`] for these patterns.
+pub fn needed(patterns: &[Zeroizing<Vec<u8>>]) -> [u64; 2] {
+    let mut bits = [0u64; 2];
+    for p in patterns {
+        for &b in p.iter() {
+            // Matching ignores ASCII case: both cases are needed.
+            for c in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
+                if c < 0x80 {
+                    bits[usize::from(c >> 6)] |= 1 << (c & 63);
+                }
+            }
+        }
+    }
+    bits
+}
+
+/// The views the redactor searches: with and without quoted-printable,
+/// and the Latin-1 view when a token has a byte outside ASCII.
+pub fn views(non_ascii: bool, needed: [u64; 2]) -> Vec<Syntax> {
+    let base = Syntax {
         latin1: false,
         qp: true,
-    },
-    Syntax {
-        latin1: false,
-        qp: false,
-    },
-    Syntax {
-        latin1: true,
-        qp: true,
-    },
-];
+        non_ascii,
+        needed,
+    };
+    let mut v = vec![base, Syntax { qp: false, ..base }];
+    if non_ascii {
+        v.push(Syntax {
+            latin1: true,
+            ..base
+        });
+    }
+    v
+}
 
 /// The decoded view of `data`.
 pub fn decode(data: &[u8], syntax: Syntax) -> View {
@@ -137,7 +172,7 @@ pub fn decode(data: &[u8], syntax: Syntax) -> View {
         if i == data.len() {
             break;
         }
-        match escape_at(data, i, syntax) {
+        match escape_at(data, i, syntax).filter(|(_, out)| out.wanted(syntax)) {
             Some((len, out)) => {
                 let start = bytes.len();
                 out.write(&mut bytes, latin1);
@@ -161,6 +196,23 @@ enum Out {
 }
 
 impl Out {
+    /// Whether decoding this escape can help: never for an ASCII letter or
+    /// digit (no encoder escapes one alone; a token spelled out wholly as
+    /// `\\uXXXX` is one of the redactor's whole-token forms), and for a
+    /// byte outside ASCII only when a token has one.
+    fn wanted(&self, syntax: Syntax) -> bool {
+        let v = match *self {
+            Out::Byte(b) => u32::from(b),
+            Out::Char(cp) => cp,
+            Out::Nothing => return true,
+        };
+        match char::from_u32(v) {
+            Some(c) if c.is_ascii_alphanumeric() => false,
+            Some(c) if c.is_ascii() => syntax.needs(c as u8),
+            _ => syntax.non_ascii,
+        }
+    }
+
     fn write(self, v: &mut Vec<u8>, latin1: bool) {
         match self {
             Out::Byte(b) => v.push(b),
@@ -173,6 +225,28 @@ impl Out {
             }
         }
     }
+}
+
+/// A byte escape (`%HH`, `=HH`, `\\xHH`) at `i`, introduced by `intro`.
+/// Outside the Latin-1 view a byte above ASCII stands only as part of a
+/// UTF-8 sequence of such escapes (`%C3%85`): a lone `%B6` is more likely
+/// a `%` before text (`100%B64…`) than half a character. In the Latin-1
+/// view `%HH` and `\\xHH` stand alone (`escape()` writes `Å` as `%C5`);
+/// `=HH` never does (`x=Ab…` is an assignment far more often).
+fn byte_escape(data: &[u8], i: usize, intro: &[u8], syntax: Syntax) -> Option<(usize, Out)> {
+    let len = intro.len() + 2;
+    let at = |j: usize| -> Option<u8> {
+        if data.get(j..j + intro.len()) != Some(intro) {
+            return None;
+        }
+        hex_n(data, j + intro.len(), 2).map(|v| v as u8)
+    };
+    let b = at(i)?;
+    let ok = b.is_ascii()
+        || (syntax.latin1 && intro != b"=")
+        || ((0xC2..=0xF4).contains(&b) && at(i + len).is_some_and(|n| (0x80..0xC0).contains(&n)))
+        || ((0x80..0xC0).contains(&b) && i >= len && at(i - len).is_some_and(|p| p >= 0x80));
+    ok.then_some((len, Out::Byte(b)))
 }
 
 fn hex_val(b: u8) -> Option<u32> {
@@ -190,16 +264,14 @@ fn escape_at(data: &[u8], i: usize, syntax: Syntax) -> Option<(usize, Out)> {
     let rest = &data[i..];
     let latin1 = syntax.latin1;
     match rest[0] {
-        b'%' => Some((3, Out::Byte(hex_n(data, i + 1, 2)? as u8))),
+        b'%' => byte_escape(data, i, b"%", syntax),
         // A soft line break (quoted-printable wraps at 76 columns).
         b'=' if syntax.qp && rest.get(1..3) == Some(b"\r\n") => Some((3, Out::Nothing)),
         b'=' if syntax.qp && rest.get(1) == Some(&b'\n') => Some((2, Out::Nothing)),
-        b'=' if syntax.qp => {
-            let b = hex_n(data, i + 1, 2)? as u8;
-            (b.is_ascii() && !b.is_ascii_alphanumeric()).then_some((3, Out::Byte(b)))
-        }
+        b'=' if syntax.qp => byte_escape(data, i, b"=", syntax),
         b'\\' => match *rest.get(1)? {
-            b'x' | b'X' => Some((4, Out::Byte(hex_n(data, i + 2, 2)? as u8))),
+            b'x' => byte_escape(data, i, b"\\x", syntax),
+            b'X' => byte_escape(data, i, b"\\X", syntax),
             b'u' => {
                 let hi = hex_n(data, i + 2, 4)?;
                 if (0xD800..0xDC00).contains(&hi) && rest.get(6..8) == Some(b"\\u") {
@@ -212,7 +284,20 @@ fn escape_at(data: &[u8], i: usize, syntax: Syntax) -> Option<(usize, Out)> {
                 }
                 Some((6, Out::Char(hi)))
             }
-            b @ (b'/' | b'\\' | b'"') => Some((2, Out::Byte(b))),
+            // `\=` `\:` (Java properties), `\+` `\.` `\_` (Markdown),
+            // `\/` `\"` `\\` (JSON): any punctuation after a backslash.
+            b if b.is_ascii_punctuation() => Some((2, Out::Byte(b))),
+            // CSS: `\2b ` (1-6 hex digits, then one optional space).
+            b if b.is_ascii_hexdigit() => {
+                let n = rest[1..]
+                    .iter()
+                    .take(6)
+                    .take_while(|b| b.is_ascii_hexdigit())
+                    .count();
+                let cp = hex_n(data, i + 1, n)?;
+                let space = usize::from(rest.get(1 + n) == Some(&b' '));
+                Some((1 + n + space, Out::Char(cp)))
+            }
             _ => None,
         },
         b'&' => html_entity(rest),
@@ -228,15 +313,76 @@ fn escape_at(data: &[u8], i: usize, syntax: Syntax) -> Option<(usize, Out)> {
     }
 }
 
+/// HTML5 named references for ASCII punctuation (PHP's `htmlentities`
+/// with `ENT_HTML5` writes `&plus;`, `&sol;`, `&equals;`).
+const ASCII_NAMES: [(&str, u8); 38] = [
+    ("excl", b'!'),
+    ("quot", b'"'),
+    ("QUOT", b'"'),
+    ("num", b'#'),
+    ("dollar", b'$'),
+    ("percnt", b'%'),
+    ("amp", b'&'),
+    ("AMP", b'&'),
+    ("apos", b'\''),
+    ("lpar", b'('),
+    ("rpar", b')'),
+    ("ast", b'*'),
+    ("midast", b'*'),
+    ("plus", b'+'),
+    ("comma", b','),
+    ("period", b'.'),
+    ("sol", b'/'),
+    ("colon", b':'),
+    ("semi", b';'),
+    ("lt", b'<'),
+    ("LT", b'<'),
+    ("equals", b'='),
+    ("gt", b'>'),
+    ("GT", b'>'),
+    ("quest", b'?'),
+    ("commat", b'@'),
+    ("lsqb", b'['),
+    ("lbrack", b'['),
+    ("bsol", b'\\'),
+    ("rsqb", b']'),
+    ("rbrack", b']'),
+    ("Hat", b'^'),
+    ("lowbar", b'_'),
+    ("grave", b'`'),
+    ("lcub", b'{'),
+    ("lbrace", b'{'),
+    ("verbar", b'|'),
+    ("rcub", b'}'),
+];
+
+/// The HTML 4 Latin-1 named references, in code point order from U+00A0
+/// (PHP's default `htmlentities` writes `&Aring;`).
+const LATIN1_NAMES: [&str; 96] = [
+    "nbsp", "iexcl", "cent", "pound", "curren", "yen", "brvbar", "sect", "uml", "copy", "ordf",
+    "laquo", "not", "shy", "reg", "macr", "deg", "plusmn", "sup2", "sup3", "acute", "micro",
+    "para", "middot", "cedil", "sup1", "ordm", "raquo", "frac14", "frac12", "frac34", "iquest",
+    "Agrave", "Aacute", "Acirc", "Atilde", "Auml", "Aring", "AElig", "Ccedil", "Egrave", "Eacute",
+    "Ecirc", "Euml", "Igrave", "Iacute", "Icirc", "Iuml", "ETH", "Ntilde", "Ograve", "Oacute",
+    "Ocirc", "Otilde", "Ouml", "times", "Oslash", "Ugrave", "Uacute", "Ucirc", "Uuml", "Yacute",
+    "THORN", "szlig", "agrave", "aacute", "acirc", "atilde", "auml", "aring", "aelig", "ccedil",
+    "egrave", "eacute", "ecirc", "euml", "igrave", "iacute", "icirc", "iuml", "eth", "ntilde",
+    "ograve", "oacute", "ocirc", "otilde", "ouml", "divide", "oslash", "ugrave", "uacute", "ucirc",
+    "uuml", "yacute", "thorn", "yuml",
+];
+
 fn html_entity(rest: &[u8]) -> Option<(usize, Out)> {
     let end = rest.iter().take(12).position(|&b| b == b';')?;
     let body = &rest[1..end];
+    let named = |name: &[u8]| -> Option<u32> {
+        if let Some(&(_, c)) = ASCII_NAMES.iter().find(|(n, _)| n.as_bytes() == name) {
+            return Some(u32::from(c));
+        }
+        let i = LATIN1_NAMES.iter().position(|n| n.as_bytes() == name)?;
+        Some(0xA0 + i as u32)
+    };
     let cp = match body {
-        b"amp" => u32::from(b'&'),
-        b"lt" => u32::from(b'<'),
-        b"gt" => u32::from(b'>'),
-        b"quot" => u32::from(b'"'),
-        b"apos" => u32::from(b'\''),
+        name if name.first().is_some_and(u8::is_ascii_alphabetic) => named(name)?,
         [b'#', b'x' | b'X', hex @ ..] if !hex.is_empty() => hex
             .iter()
             .try_fold(0u32, |acc, &b| Some(acc.checked_mul(16)? + hex_val(b)?))?,
@@ -253,7 +399,17 @@ mod tests {
     use super::*;
 
     fn view(s: &[u8], latin1: bool) -> Vec<u8> {
-        decode(s, Syntax { latin1, qp: true }).bytes.to_vec()
+        decode(
+            s,
+            Syntax {
+                latin1,
+                qp: true,
+                non_ascii: true,
+                needed: [u64::MAX; 2],
+            },
+        )
+        .bytes
+        .to_vec()
     }
 
     #[test]
@@ -296,15 +452,16 @@ mod tests {
     #[test]
     fn windows_surround_escapes_only() {
         let data = b"aaaaaaaaaa%2Bbbbbbbbbbbbbbbbbbbbbb%41cc&#43;";
-        let w = windows(data, VIEWS[0], 3);
-        assert_eq!(w, [(7, 16), (31, data.len())]);
-        assert!(windows(b"no escape % here = \\q", VIEWS[0], 3).is_empty());
+        let w = windows(data, views(true, [u64::MAX; 2])[0], 3);
+        // `%41` is an `A`: no encoder escapes a letter alone.
+        assert_eq!(w, [(7, 16), (36, data.len())]);
+        assert!(windows(b"no escape % here = \\q", views(true, [u64::MAX; 2])[0], 3).is_empty());
     }
 
     #[test]
     fn spans_map_back_to_the_source() {
         let src = b"x%2By&#43;z";
-        let v = decode(src, VIEWS[0]);
+        let v = decode(src, views(true, [u64::MAX; 2])[0]);
         assert_eq!(&v.bytes[..], b"x+y+z");
         assert_eq!(v.source_span(0, 5), (0, src.len()));
         assert_eq!(v.source_span(1, 2), (1, 4));

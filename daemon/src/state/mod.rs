@@ -527,8 +527,8 @@ pub fn unlock_penalty(fails: u32) -> Duration {
 /// The hosts a credential may be sent to, as the machine they reach:
 /// scheme and port ignored (one server often answers on several), every
 /// spelling of this machine (127.0.0.0/8, ::1, an IPv4-mapped loopback
-/// address, the unspecified addresses, `localhost`) one host, and an
-/// IPv4-mapped address its IPv4 address. Two DNS names of one server are
+/// address, the unspecified addresses, `localhost`, its own LAN
+/// addresses) one host, and an IPv4-mapped address its IPv4 address. Two DNS names of one server are
 /// not linked (SECURITY.md).
 fn hosts_of(spec: &crate::vault::spec::StoredSpec) -> Vec<String> {
     spec.origins
@@ -548,9 +548,18 @@ fn machine_of(u: &url::Url) -> Option<String> {
         url::Host::Ipv4(a) => IpAddr::V4(a),
         url::Host::Ipv6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
     };
-    Some(if ip.is_loopback() || ip.is_unspecified() {
-        "loopback".into()
-    } else {
-        ip.to_string()
-    })
+    Some(
+        if ip.is_loopback() || ip.is_unspecified() || is_own_address(ip) {
+            "loopback".into()
+        } else {
+            ip.to_string()
+        },
+    )
+}
+
+/// Whether `ip` is one of this machine's own addresses (a LAN address): a
+/// socket binds to it only then. A service listening on 0.0.0.0 answers on
+/// every one of them, so they are one machine with loopback.
+fn is_own_address(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind(std::net::SocketAddr::new(ip, 0)).is_ok()
 }
