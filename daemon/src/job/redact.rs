@@ -104,7 +104,8 @@ struct Inner {
     /// The tokens themselves and their Unicode case variants, searched in
     /// the decoded views of a response (see [`super::unescape`]).
     plain: Vec<Zeroizing<Vec<u8>>>,
-    plain_matcher: AhoCorasick,
+    /// Built on first use: most responses hold no escape worth a view.
+    plain_matcher: std::sync::OnceLock<AhoCorasick>,
     /// Whether any token has a byte outside ASCII.
     non_ascii: bool,
     /// The ASCII bytes of `plain` (see [`super::unescape::Syntax::needed`]).
@@ -171,16 +172,7 @@ impl Redactor {
         // memory (15 KiB against 330 KiB) and searches about as fast; a
         // DFA's table (states x byte classes) would reach hundreds of MiB
         // for a long token.
-        let build = |ps: &[Zeroizing<Vec<u8>>]| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .build(ps.iter().map(|p| p.as_slice()))
-                .expect("patterns are bounded by MAX_SECRET")
-        };
-        let matcher = build(&patterns);
-        let plain_matcher = build(&plain);
+        let matcher = build_matcher(&patterns);
         Redactor {
             inner: Some(Arc::new(Inner {
                 patterns,
@@ -188,7 +180,7 @@ impl Redactor {
                 non_ascii: all.iter().any(|t| !t.is_ascii()),
                 needed: super::unescape::needed(&plain),
                 plain,
-                plain_matcher,
+                plain_matcher: std::sync::OnceLock::new(),
             })),
         }
     }
@@ -281,7 +273,10 @@ impl Redactor {
         for syntax in super::unescape::views(inner.non_ascii, inner.needed) {
             for (ws, we) in super::unescape::windows(data, syntax, reach) {
                 let view = super::unescape::decode(&data[ws..we], syntax);
-                for m in inner.plain_matcher.find_overlapping_iter(&view.bytes[..]) {
+                let plain = inner
+                    .plain_matcher
+                    .get_or_init(|| build_matcher(&inner.plain));
+                for m in plain.find_overlapping_iter(&view.bytes[..]) {
                     let (s, e) = view.source_span(m.start(), m.end());
                     extra.push((ws + s, ws + e));
                 }
@@ -294,6 +289,16 @@ impl Redactor {
         }
         merged
     }
+}
+
+/// One automaton over `patterns`, ASCII case-insensitive, overlapping.
+fn build_matcher(patterns: &[Zeroizing<Vec<u8>>]) -> AhoCorasick {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
+        .build(patterns.iter().map(|p| p.as_slice()))
+        .expect("patterns are bounded by MAX_SECRET")
 }
 
 /// The shortest value part of a `name=value` or `scheme value` credential
