@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode, Url};
 use zeroize::Zeroizing;
 
 use super::policy::{Origin, Policy, PolicyError};
-use super::redact::Redactor;
+use super::redact::{Redactor, WeakRedactor};
 use super::sign;
 use crate::config::Config;
 
@@ -36,6 +36,9 @@ pub struct HttpPool {
     settings: ClientSettings,
     max_body: usize,
     timeout: Duration,
+    /// The redactors of running jobs, shared by the jobs of one credential
+    /// (see [`HttpPool::redactor`]).
+    redactors: std::sync::Mutex<std::collections::HashMap<String, (u64, WeakRedactor)>>,
 }
 
 /// What a client is built from: parsed once at start, so a rebuild cannot
@@ -123,6 +126,9 @@ pub struct Prepared {
     pub client: reqwest::Client,
     /// Checked before every hop: nothing is sent once the vault has locked.
     pub epoch: super::epoch::Epoch,
+    /// The credential and the contents' generation: jobs with the same key
+    /// redact the same tokens and may share one redactor.
+    pub redactor_key: (String, u64),
 }
 
 impl HttpPool {
@@ -158,6 +164,7 @@ impl HttpPool {
             settings,
             max_body: config.max_body,
             timeout: config.request_timeout,
+            redactors: Default::default(),
         })
     }
 
@@ -172,7 +179,34 @@ impl HttpPool {
     /// Replaces the client, dropping its idle pooled connections and their
     /// buffers (the allocator wipes them as they are freed). Jobs in flight
     /// keep the old client until they finish.
+    /// The job's redactor. Building one costs far more than a small job
+    /// (an automaton over every form of every token it knows), so the jobs
+    /// of one credential that run at the same time share it; it lives only
+    /// as long as one of them does (the map keeps a weak reference), so
+    /// between jobs no token is held in plaintext, as before.
+    fn redactor(&self, job: &Prepared) -> Redactor {
+        let (name, generation) = &job.redactor_key;
+        let map = self.redactors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = map
+            .get(name)
+            .filter(|(g, _)| g == generation)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return r;
+        }
+        drop(map);
+        let r = build_redactor(job.token.expose(), &job.neighbours);
+        let mut map = self.redactors.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, w)| w.is_alive());
+        map.insert(name.clone(), (*generation, r.downgrade()));
+        r
+    }
+
     pub fn reset(&self) {
+        self.redactors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         match self.settings.build() {
             Ok(c) => *self.client.write().unwrap_or_else(|p| p.into_inner()) = c,
             Err(e) => tracing::warn!("keeping the old HTTP client: {e}"),
@@ -210,7 +244,7 @@ impl HttpPool {
         job: Prepared,
         streamed: Option<reqwest::Body>,
     ) -> Result<Started, JobError> {
-        let redactor = build_redactor(job.token.expose(), &job.neighbours);
+        let redactor = self.redactor(&job);
         let result = self.send_hops(job, streamed, redactor.clone()).await;
         result.map_err(|e| redacted(e, &redactor))
     }

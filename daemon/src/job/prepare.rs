@@ -93,6 +93,7 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
         neighbours,
         client: lease.client,
         epoch: lease.epoch,
+        redactor_key: (credential.clone(), lease.generation),
     };
     Ok((prepared, audit))
 }

@@ -117,6 +117,22 @@ struct Inner {
 /// for one byte of mojibake): bounds how much a streamed body holds back.
 const MAX_ESCAPE_LEN: usize = 12;
 
+/// A redactor that no job holds any more is gone; this only finds one that
+/// a running job still holds.
+#[derive(Clone)]
+pub struct WeakRedactor(Option<std::sync::Weak<Inner>>);
+
+impl WeakRedactor {
+    pub fn upgrade(&self) -> Option<Redactor> {
+        let inner = self.0.as_ref()?.upgrade()?;
+        Some(Redactor { inner: Some(inner) })
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.0.as_ref().is_some_and(|w| w.strong_count() > 0)
+    }
+}
+
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Redactor")
@@ -183,6 +199,11 @@ impl Redactor {
                 plain_matcher: std::sync::OnceLock::new(),
             })),
         }
+    }
+
+    /// For sharing with jobs that run at the same time (`HttpPool::redactor`).
+    pub fn downgrade(&self) -> WeakRedactor {
+        WeakRedactor(self.inner.as_ref().map(Arc::downgrade))
     }
 
     fn patterns(&self) -> &[Zeroizing<Vec<u8>>] {

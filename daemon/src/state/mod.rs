@@ -47,6 +47,8 @@ pub struct Lease {
     pub client: reqwest::Client,
     /// Which unlock this lease belongs to.
     pub epoch: Epoch,
+    /// Which version of the vault's contents (see `State::generation`).
+    pub generation: u64,
 }
 
 /// What opens the vault: one of its two kinds of key slot.
@@ -84,6 +86,10 @@ pub struct State {
     failed_unlocks: Mutex<u32>,
     /// Bumped by every `lock` (see [`Epoch`]).
     epoch: Epochs,
+    /// Bumped by every change of the contents, unlock and lock: a job's
+    /// redactor may be shared with jobs of the same credential and
+    /// generation only (`HttpPool::redactor`).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
@@ -121,6 +127,7 @@ impl State {
             last_activity: Mutex::new(Instant::now()),
             failed_unlocks: Mutex::new(0),
             epoch: Epochs::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -164,6 +171,7 @@ impl State {
             // Under the write lock, so no lease can see the old vault with
             // the new epoch.
             self.epoch.advance();
+            self.bump();
             guard.take().is_some()
         };
         if was_unlocked {
@@ -205,6 +213,7 @@ impl State {
                 .map_err(internal)??;
         let contents = Contents::default();
         self.save(&file, &key, &contents).await?;
+        self.bump();
         *self.write() = Some(Unlocked {
             file,
             key,
@@ -259,6 +268,7 @@ impl State {
         drop(plaintext);
         self.reset_failures();
         let policies = compile(&contents);
+        self.bump();
         *self.write() = Some(Unlocked {
             file,
             key,
@@ -334,6 +344,7 @@ impl State {
             u.contents = contents;
             u.file = file;
             u.key = key;
+            self.bump();
         }
         self.touch();
         Ok(())
@@ -452,6 +463,7 @@ impl State {
             token,
             client: self.http.client(),
             epoch: self.epoch.current(),
+            generation: self.generation.load(std::sync::atomic::Ordering::Acquire),
         })
     }
 
@@ -481,6 +493,11 @@ impl State {
             }
         }
         Ok(neighbours)
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Counts a job that passed the policy. Kept in memory and written with
