@@ -259,6 +259,13 @@ impl Redactor {
     /// Sorted, merged [start, end) spans covering every occurrence: one
     /// overlapping pass, linear in `data` plus the number of occurrences.
     fn spans(&self, data: &[u8]) -> Vec<(usize, usize)> {
+        self.spans_in(&[], data)
+    }
+
+    /// As [`Redactor::spans`], for `data` that follows `ctx` (bytes already
+    /// passed on by a stream): the escapes at the start of `data` are read
+    /// as they are in the whole body.
+    fn spans_in(&self, ctx: &[u8], data: &[u8]) -> Vec<(usize, usize)> {
         let mut merged: Vec<(usize, usize)> = Vec::new();
         let Some(inner) = &self.inner else {
             return merged;
@@ -291,15 +298,39 @@ impl Redactor {
         // searched in the decoded views, mapped back to the original bytes.
         let reach = self.max_len();
         let mut extra = Vec::new();
-        for syntax in super::unescape::views(inner.non_ascii, inner.needed) {
-            for (ws, we) in super::unescape::windows(data, syntax, reach) {
-                let view = super::unescape::decode(&data[ws..we], syntax);
+        let views = super::unescape::views(inner.non_ascii, inner.needed);
+        // The views without Latin-1 differ only in `=HH`: the first one's
+        // windows (it has more) serve both, found in one pass.
+        let mut shared: Option<Vec<(usize, usize)>> = None;
+        for syntax in views.iter().copied() {
+            let windows = if syntax.latin1 {
+                super::unescape::windows(data, syntax, reach)
+            } else {
+                shared
+                    .get_or_insert_with(|| super::unescape::windows(data, views[0], reach))
+                    .clone()
+            };
+            for (ws, we) in windows {
+                // A window at the start is read after the context.
+                let lead = if ws == 0 { ctx } else { &[][..] };
+                let view = if lead.is_empty() {
+                    super::unescape::decode(&data[ws..we], syntax)
+                } else {
+                    let mut both = Zeroizing::new(Vec::with_capacity(lead.len() + we));
+                    both.extend_from_slice(lead);
+                    both.extend_from_slice(&data[..we]);
+                    super::unescape::decode(&both, syntax)
+                };
                 let plain = inner
                     .plain_matcher
                     .get_or_init(|| build_matcher(&inner.plain));
                 for m in plain.find_overlapping_iter(&view.bytes[..]) {
                     let (s, e) = view.source_span(m.start(), m.end());
-                    extra.push((ws + s, ws + e));
+                    // Wholly in the context: handled by the previous piece.
+                    if e <= lead.len() {
+                        continue;
+                    }
+                    extra.push((ws + s.saturating_sub(lead.len()), ws + e - lead.len()));
                 }
             }
         }
@@ -459,22 +490,11 @@ impl StreamRedactor {
     }
 
     fn step(&mut self, chunk: &[u8], last: bool) -> Vec<u8> {
-        let ctx = self.context.len();
-        let mut full = Vec::with_capacity(ctx + self.carry.len() + chunk.len());
-        full.extend_from_slice(&self.context);
-        full.extend_from_slice(&self.carry);
-        full.extend_from_slice(chunk);
+        let mut data = Vec::with_capacity(self.carry.len() + chunk.len());
+        data.extend_from_slice(&self.carry);
+        data.extend_from_slice(chunk);
         self.carry.clear();
-        // Spans wholly in the context were handled by the previous step.
-        let mut spans: Vec<(usize, usize)> = self
-            .redactor
-            .spans(&full)
-            .into_iter()
-            .filter(|&(_, e)| e > ctx)
-            .map(|(s, e)| (s.saturating_sub(ctx), e - ctx))
-            .collect();
-        let data = full.split_off(ctx);
-        full.zeroize();
+        let mut spans = self.redactor.spans_in(&self.context, &data);
         let continued = match self.open.take() {
             Some(n) => {
                 match spans.first_mut() {
@@ -510,7 +530,6 @@ impl StreamRedactor {
             }
             done.push((s, e));
         }
-        let mut data = data;
         self.carry.extend_from_slice(&data[cut..]);
         let mut context = Zeroizing::new(Vec::with_capacity(MAX_ESCAPE_LEN));
         let from_old = MAX_ESCAPE_LEN.saturating_sub(cut).min(self.context.len());
