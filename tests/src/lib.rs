@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod memscan;
+pub mod raw;
 pub mod sigverify;
 pub mod upstream;
 pub mod users;
