@@ -13,6 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use harness::raw::run;
 use harness::{Daemon, Upstream, canary};
 
 /// The longest run of `token`'s bytes (ASCII case ignored: hosts and
@@ -31,17 +32,6 @@ fn leaked_run(out: &[u8], token: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// vaultctl without the harness's stderr panic, so every case is reported.
-fn run(d: &Daemon, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
-    let out = d
-        .cmd()
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run vaultctl");
-    (out.status.code().unwrap_or(-1), out.stdout, out.stderr)
 }
 
 fn leak_in(d: &Daemon, args: &[&str], token: &str) -> Option<String> {

@@ -565,14 +565,20 @@ mod stream_tests {
         let body: Vec<u8> = [&b"head "[..], token, b" mid ", token, b" tail"].concat();
         let whole = Redactor::new(token).redact(body.clone());
         for size in 1..body.len() {
-            let mut s = StreamRedactor::new(Redactor::new(token));
-            let mut out = Vec::new();
-            for piece in body.chunks(size) {
-                out.extend(s.push(piece));
-            }
-            out.extend(s.finish());
+            let out = streamed(&Redactor::new(token), &body, size);
             assert_eq!(out, whole, "chunk size {size}");
         }
+    }
+
+    /// `body` through a [`StreamRedactor`] in pieces of `size` bytes.
+    pub(super) fn streamed(r: &Redactor, body: &[u8], size: usize) -> Vec<u8> {
+        let mut s = StreamRedactor::new(r.clone());
+        let mut out = Vec::new();
+        for piece in body.chunks(size) {
+            out.extend(s.push(piece));
+        }
+        out.extend(s.finish());
+        out
     }
 
     #[test]
@@ -1177,12 +1183,7 @@ mod cost {
             body.extend(token);
             let whole = Redactor::new(token).redact(body.clone());
             for size in 1..body.len() {
-                let mut s = StreamRedactor::new(Redactor::new(token));
-                let mut out = Vec::new();
-                for piece in body.chunks(size) {
-                    out.extend(s.push(piece));
-                }
-                out.extend(s.finish());
+                let out = super::stream_tests::streamed(&Redactor::new(token), &body, size);
                 assert_eq!(
                     String::from_utf8_lossy(&out),
                     String::from_utf8_lossy(&whole),
