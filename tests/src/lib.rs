@@ -1,9 +1,11 @@
 //! Test harness: the real `vaultd` and `vaultctl` binaries on temporary
-//! sockets and vaults, and a real local HTTP upstream (plain and TLS with a
-//! test CA made by rcgen). Nothing here reaches beyond 127.0.0.1.
+//! sockets and vaults, a real local HTTP upstream (plain and TLS with a
+//! test CA made by rcgen), and a real OpenBao (`openbao`). Nothing here
+//! reaches beyond 127.0.0.1.
 
 pub mod daemon;
 pub mod memscan;
+pub mod openbao;
 pub mod raw;
 pub mod sigverify;
 pub mod upstream;
