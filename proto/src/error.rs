@@ -35,6 +35,9 @@ pub enum ErrorCode {
     VaultCorrupt,
     /// The caller's uid may not use this daemon.
     PermissionDenied,
+    /// The credential's source (OpenBao) is unreachable past `max_stale`,
+    /// or refused the read (denied path, missing field, deleted version).
+    SourceUnavailable,
 }
 
 impl ErrorCode {
@@ -45,6 +48,7 @@ impl ErrorCode {
             ErrorCode::NoSuchCredential => 4,
             ErrorCode::PolicyRefused => 5,
             ErrorCode::Upstream => 6,
+            ErrorCode::SourceUnavailable => 7,
             _ => 1,
         }
     }

@@ -99,6 +99,23 @@ pub enum Request {
     RemoveKeyfile {
         passphrase: Secret,
     },
+    /// Store how vaultd logs in to OpenBao, after checking that it works.
+    OpenBaoLogin(OpenBaoLogin),
+    /// The OpenBao connection's state, never a value or token.
+    OpenBaoStatus,
+    /// Re-read OpenBao-sourced values now: one credential, or all of them.
+    Refresh {
+        name: Option<String>,
+    },
+}
+
+/// OpenBao login material (`vaultctl openbao login`).
+#[derive(Serialize, Deserialize, Debug)]
+pub enum OpenBaoLogin {
+    /// AppRole: `role_id` is an identifier, `secret_id` the secret.
+    AppRole { role_id: String, secret_id: Secret },
+    /// A client token made by the admin.
+    Token(Secret),
 }
 
 impl Request {
@@ -115,7 +132,8 @@ impl Request {
             | Request::Add { .. }
             | Request::Rotate { .. }
             | Request::AddKeyfile { .. }
-            | Request::RemoveKeyfile { .. } => true,
+            | Request::RemoveKeyfile { .. }
+            | Request::OpenBaoLogin(_) => true,
             Request::Status
             | Request::Lock
             | Request::Remove { .. }
@@ -127,7 +145,9 @@ impl Request {
             | Request::AddGenerated { .. }
             | Request::PublicKey { .. }
             | Request::Explain(_)
-            | Request::Backup => false,
+            | Request::Backup
+            | Request::OpenBaoStatus
+            | Request::Refresh { .. } => false,
         }
     }
 }
@@ -157,6 +177,31 @@ pub enum Response {
         #[serde(with = "crate::codec::bytes")]
         sealed: Vec<u8>,
     },
+    /// Answer to `OpenBaoStatus`.
+    OpenBaoStatus(OpenBaoStatus),
+}
+
+/// The OpenBao connection as `vaultctl openbao status` shows it. Never a
+/// value, token or secret_id.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct OpenBaoStatus {
+    /// Whether `config.toml` has an `[openbao]` table.
+    pub configured: bool,
+    /// The configured nodes, in the order they are tried.
+    pub addrs: Vec<String>,
+    /// The node that answered last.
+    pub node: Option<String>,
+    /// "approle" or "token".
+    pub auth: String,
+    /// Whether login material is stored in the vault.
+    pub has_login: bool,
+    /// Whether vaultd holds a client token now.
+    pub logged_in: bool,
+    /// The client token's remaining time to live, seconds (`None`: no
+    /// token, or one that does not expire).
+    pub token_ttl_secs: Option<u64>,
+    /// The last failure talking to OpenBao, one line.
+    pub last_error: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +222,8 @@ pub struct StatusInfo {
     pub uptime_secs: u64,
     pub pid: u32,
     pub vault_path: String,
+    /// `None` when no `[openbao]` table is configured.
+    pub openbao: Option<OpenBaoStatus>,
 }
 
 /// How the token is attached to a request.
@@ -236,6 +283,29 @@ pub struct CredentialSpec {
     pub methods: Vec<String>,
     /// Allowed path prefixes; empty means any.
     pub path_prefixes: Vec<String>,
+    /// Where the value lives when it is not stored in the vault.
+    pub source: Option<Source>,
+}
+
+/// A credential's value kept outside the vault file, fetched by vaultd.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `PATH#FIELD` of a KV v2 secret in the configured OpenBao cluster.
+    OpenBao { path: String, field: String },
+}
+
+/// The state of a fetched value, as `list` shows it (never the value).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SourceState {
+    /// The KV version of the cached value.
+    pub version: Option<u64>,
+    /// Seconds since the last good read.
+    pub age_secs: Option<u64>,
+    /// The last failed read, one line.
+    pub last_error: Option<String>,
+    /// The origins jobs may use: the local ones narrowed by the secret's
+    /// `tokenvault_origins` metadata (`None`: not narrowed, or not read yet).
+    pub effective_origins: Option<Vec<String>>,
 }
 
 /// A credential as `list` shows it: everything but the value.
@@ -247,6 +317,8 @@ pub struct CredentialInfo {
     pub created: u64,
     pub last_used: Option<u64>,
     pub use_count: u64,
+    /// For a credential with a `source`: its cached value's state.
+    pub source_state: Option<SourceState>,
 }
 
 /// One header; the value is bytes because HTTP allows non-UTF-8 values.

@@ -15,6 +15,7 @@ fn spec() -> CredentialSpec {
         allow_insecure_http: false,
         methods: vec!["POST".into()],
         path_prefixes: vec!["/api".into()],
+        source: None,
     }
 }
 
@@ -113,6 +114,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 uptime_secs: 60,
                 pid: 42,
                 vault_path: "/v".into(),
+                openbao: None,
             })),
         ),
         ("resp_done", e(&Response::Done)),
@@ -124,6 +126,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 created: 1,
                 last_used: None,
                 use_count: 3,
+                source_state: None,
             }])),
         ),
         ("resp_job", e(&Response::Job(resp.clone()))),
@@ -186,6 +189,43 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("resp_head", e(&Response::Head(resp))),
         ("resp_chunk", e(&Response::Chunk(vec![1, 2, 3]))),
         ("resp_end", e(&Response::End)),
+        (
+            "openbao_login",
+            e(&Request::OpenBaoLogin(OpenBaoLogin::AppRole {
+                role_id: "r".into(),
+                secret_id: s(b"s"),
+            })),
+        ),
+        ("openbao_status", e(&Request::OpenBaoStatus)),
+        (
+            "refresh",
+            e(&Request::Refresh {
+                name: Some("m".into()),
+            }),
+        ),
+        (
+            "resp_openbao_status",
+            e(&Response::OpenBaoStatus(OpenBaoStatus {
+                configured: true,
+                addrs: vec!["http://127.0.0.1:8200".into()],
+                node: None,
+                auth: "approle".into(),
+                has_login: true,
+                logged_in: false,
+                token_ttl_secs: Some(60),
+                last_error: None,
+            })),
+        ),
+        (
+            "openbao_spec",
+            e(&CredentialSpec {
+                source: Some(Source::OpenBao {
+                    path: "team/m".into(),
+                    field: "token".into(),
+                }),
+                ..spec()
+            }),
+        ),
     ]
 }
 
@@ -237,59 +277,37 @@ const GOLDEN: &[(&str, &str)] = &[
     ("unlock_keyfile", "03016b"),
     ("lock", "04"),
     ("passwd", "0501610162"),
-    (
-        "add",
-        "06016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690174",
-    ),
+    ("add", "06016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069000174"),
     ("rotate", "07016d0174"),
     ("remove", "08016d"),
     ("list", "09"),
     ("add_keyfile", "0a0170016b"),
-    (
-        "job",
-        "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05",
-    ),
+    ("job", "0b016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc05"),
     ("backup", "12"),
     ("remove_keyfile", "130170"),
-    ("resp_status", "0005302e312e30010201023c2a022f76"),
+    ("resp_status", "0005302e312e30010201023c2a022f7600"),
     ("resp_done", "01"),
-    (
-        "resp_list",
-        "0201016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069010003",
-    ),
-    (
-        "resp_job",
-        "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
-    ),
+    ("resp_list", "0201016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690001000300"),
+    ("resp_job", "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f"),
     ("resp_error", "0404026e6f"),
     ("resp_backup", "0a04544b00ff"),
-    (
-        "add_sign",
-        "06017301020001016b013c0107406d6574686f64010968747470733a2f2f61000000016b",
-    ),
-    (
-        "add_generated",
-        "0f017301020001016b013c0107406d6574686f64010968747470733a2f2f61000000",
-    ),
+    ("add_sign", "06017301020001016b013c0107406d6574686f64010968747470733a2f2f6100000000016b"),
+    ("add_generated", "0f017301020001016b013c0107406d6574686f64010968747470733a2f2f6100000000"),
     ("pubkey", "100173"),
     ("explain", "110173034745540a68747470733a2f2f612f00000000"),
     ("resp_pubkey", "080101016b020102"),
-    (
-        "resp_explain",
-        "09034745540a68747470733a2f2f612f00010c5369676e61747572653a2078",
-    ),
-    (
-        "stream_job",
-        "0c016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc0501",
-    ),
+    ("resp_explain", "09034745540a68747470733a2f2f612f00010c5369676e61747572653a2078"),
+    ("stream_job", "0c016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc0501"),
     ("req_chunk", "0d03010203"),
     ("req_end", "0e"),
-    (
-        "resp_head",
-        "05c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
-    ),
+    ("resp_head", "05c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f"),
     ("resp_chunk", "0603010203"),
     ("resp_end", "07"),
+    ("openbao_login", "140001720173"),
+    ("openbao_status", "15"),
+    ("refresh", "1601016d"),
+    ("resp_openbao_status", "0b010115687474703a2f2f3132372e302e302e313a383230300007617070726f6c650100013c00"),
+    ("openbao_spec", "01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690100067465616d2f6d05746f6b656e"),
 ];
 
 #[test]
@@ -314,7 +332,7 @@ fn encodings_are_pinned() {
 
 #[test]
 fn protocol_version_is_a_literal() {
-    assert_eq!(PROTOCOL_VERSION, 1);
+    assert_eq!(PROTOCOL_VERSION, 2);
 }
 
 #[test]
@@ -323,5 +341,6 @@ fn error_codes_map_to_exit_codes() {
     assert_eq!(ErrorCode::NoSuchCredential.exit_code(), 4);
     assert_eq!(ErrorCode::PolicyRefused.exit_code(), 5);
     assert_eq!(ErrorCode::Upstream.exit_code(), 6);
+    assert_eq!(ErrorCode::SourceUnavailable.exit_code(), 7);
     assert_eq!(ErrorCode::BadPassphrase.exit_code(), 1);
 }

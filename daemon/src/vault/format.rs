@@ -1,8 +1,9 @@
-//! The vault file layout (version 1), all integers big-endian:
+//! The vault file layout (version 2; version 1 differs only in what the
+//! contents hold, see `store::decode_contents`), all integers big-endian:
 //!
 //! ```text
 //! magic       8 bytes  b"TKNVAULT"
-//! version     u16      = 1
+//! version     u16      = 2 (1 is still read)
 //! slot_count  u8       (1..=8)
 //! slots       slot_count times: kind u8 (1 = passphrase, 2 = keyfile), body_len u16, body
 //!    passphrase body: m_cost_kib u32, t_cost u32, p_cost u32, salt [16], nonce [12], wrapped [48]
@@ -28,8 +29,11 @@ use super::crypto::{
 /// First bytes of every vault file.
 pub const MAGIC: [u8; 8] = *b"TKNVAULT";
 /// The format this code writes. Files with a larger version are refused with
-/// [`VaultError::NewerVersion`].
-pub const FORMAT_VERSION: u16 = 1;
+/// [`VaultError::NewerVersion`]; older ones down to [`OLDEST_VERSION`] are
+/// read and written back in this version by the next save.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format this code still reads.
+pub const OLDEST_VERSION: u16 = 1;
 
 const KIND_PASSPHRASE: u8 = 1;
 const KIND_KEYFILE: u8 = 2;
@@ -117,6 +121,8 @@ impl fmt::Debug for VaultFile {
 /// A parsed but still encrypted file.
 pub struct Parsed {
     vault: VaultFile,
+    /// The header's format version: how the contents are laid out.
+    version: u16,
     /// The whole file. Decrypted in place on open, hence zeroized on drop.
     bytes: Zeroizing<Vec<u8>>,
     /// End of the associated data (magic .. nonce) = start of ciphertext.
@@ -171,7 +177,7 @@ impl VaultFile {
         if version > FORMAT_VERSION {
             return Err(VaultError::NewerVersion(version));
         }
-        if version != FORMAT_VERSION {
+        if version < OLDEST_VERSION {
             return Err(VaultError::Corrupt("unknown format version"));
         }
         let slot_count = r.u8()?;
@@ -239,6 +245,7 @@ impl VaultFile {
                 passphrase,
                 keyfile,
             },
+            version,
             bytes: Zeroizing::new(bytes.to_vec()),
             aad_end,
             nonce,
@@ -367,6 +374,12 @@ impl Parsed {
         self.vault.has_keyfile()
     }
 
+    /// The format version in the header, which says how to decode the
+    /// contents once opened (`store::decode_contents`).
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
     /// Checks that the contents authenticate under an already unwrapped
     /// data key (e.g. before handing the file out as a backup); the
     /// plaintext is wiped at once.
@@ -382,6 +395,7 @@ impl Parsed {
     fn open(self, key: DataKey) -> Result<(VaultFile, DataKey, Zeroizing<Vec<u8>>), VaultError> {
         let Parsed {
             vault,
+            version: _,
             mut bytes,
             aad_end,
             nonce,
@@ -683,18 +697,21 @@ mod tests {
             "not a tokenvault vault file (bad magic)"
         );
 
-        let mut v2 = bytes.clone();
-        v2[8..10].copy_from_slice(&2u16.to_be_bytes());
-        let e = err(VaultFile::parse(&v2));
-        assert!(matches!(e, VaultError::NewerVersion(2)));
+        let next = FORMAT_VERSION + 1;
+        let mut future = bytes.clone();
+        future[8..10].copy_from_slice(&next.to_be_bytes());
+        let e = err(VaultFile::parse(&future));
+        assert!(matches!(e, VaultError::NewerVersion(v) if v == next));
         assert_eq!(
             e.to_string(),
-            "vault file was created by a newer tokenvault (format version 2); upgrade vaultd"
+            format!(
+                "vault file was created by a newer tokenvault (format version {next}); upgrade vaultd"
+            )
         );
         // Only the version field is needed to say so.
         assert!(matches!(
-            err(VaultFile::parse(&v2[..10])),
-            VaultError::NewerVersion(2)
+            err(VaultFile::parse(&future[..10])),
+            VaultError::NewerVersion(v) if v == next
         ));
 
         let mut v0 = bytes;

@@ -18,7 +18,7 @@
 //! files decoding, but an older vaultd would then fail on the new file
 //! with a confusing codec error: bump the version for that too.
 
-use proto::{CredentialSpec, Injection, SigAlg};
+use proto::{CredentialSpec, Injection, SigAlg, Source};
 use serde::{Deserialize, Serialize};
 
 /// What a credential may do, as stored. Field order is the file format.
@@ -29,6 +29,51 @@ pub struct StoredSpec {
     pub allow_insecure_http: bool,
     pub methods: Vec<String>,
     pub path_prefixes: Vec<String>,
+    /// Where the value lives when it is not in the vault (format 2).
+    pub source: Option<StoredSource>,
+}
+
+/// A credential whose value is fetched, never stored. Variant order is the
+/// file format.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum StoredSource {
+    /// A field of a KV v2 secret in the configured OpenBao (or HashiCorp
+    /// Vault) cluster, `path` relative to the configured mount.
+    OpenBao { path: String, field: String },
+}
+
+/// The policy of format 1, which had no `source`: decoded on unlock of a
+/// version-1 file and converted.
+#[derive(Deserialize, Debug, Clone)]
+pub struct StoredSpecV1 {
+    pub injection: Option<StoredInjection>,
+    pub origins: Vec<String>,
+    pub allow_insecure_http: bool,
+    pub methods: Vec<String>,
+    pub path_prefixes: Vec<String>,
+}
+
+impl From<StoredSpecV1> for StoredSpec {
+    fn from(s: StoredSpecV1) -> StoredSpec {
+        StoredSpec {
+            injection: s.injection,
+            origins: s.origins,
+            allow_insecure_http: s.allow_insecure_http,
+            methods: s.methods,
+            path_prefixes: s.path_prefixes,
+            source: None,
+        }
+    }
+}
+
+impl StoredSpec {
+    /// The OpenBao path and field, for a credential whose value lives there.
+    pub fn openbao(&self) -> Option<(&str, &str)> {
+        match &self.source {
+            Some(StoredSource::OpenBao { path, field }) => Some((path, field)),
+            None => None,
+        }
+    }
 }
 
 /// How the token is attached, as stored. Variant order is the file format.
@@ -61,6 +106,9 @@ impl From<CredentialSpec> for StoredSpec {
             allow_insecure_http: s.allow_insecure_http,
             methods: s.methods,
             path_prefixes: s.path_prefixes,
+            source: s.source.map(|src| match src {
+                Source::OpenBao { path, field } => StoredSource::OpenBao { path, field },
+            }),
         }
     }
 }
@@ -73,6 +121,12 @@ impl From<&StoredSpec> for CredentialSpec {
             allow_insecure_http: s.allow_insecure_http,
             methods: s.methods.clone(),
             path_prefixes: s.path_prefixes.clone(),
+            source: s.source.as_ref().map(|src| match src {
+                StoredSource::OpenBao { path, field } => Source::OpenBao {
+                    path: path.clone(),
+                    field: field.clone(),
+                },
+            }),
         }
     }
 }
@@ -151,6 +205,7 @@ mod tests {
             allow_insecure_http: true,
             methods: vec!["GET".into()],
             path_prefixes: vec!["/api/".into()],
+            source: None,
         };
         let sign = |alg| StoredInjection::Sign {
             alg,
@@ -170,7 +225,29 @@ mod tests {
             injection,
             ..base.clone()
         })
+        .chain([StoredSpec {
+            injection: Some(StoredInjection::Bearer),
+            source: Some(StoredSource::OpenBao {
+                path: "team/m".into(),
+                field: "token".into(),
+            }),
+            ..base.clone()
+        }])
         .collect()
+    }
+
+    /// Format 1's bytes (no `source`) still decode, as the same spec with
+    /// no source.
+    #[test]
+    fn format_1_specs_decode_and_convert() {
+        for (v1, v2) in GOLDEN_V1.iter().zip(samples()) {
+            let bytes: Vec<u8> = (0..v1.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
+                .collect();
+            let old: StoredSpecV1 = proto::codec::decode(&bytes).unwrap();
+            assert_eq!(StoredSpec::from(old), v2);
+        }
     }
 
     /// The stored bytes are the vault format: a change here is a format
@@ -181,15 +258,14 @@ mod tests {
             .iter()
             .map(|s| hex(&proto::codec::encode(s).unwrap()))
             .collect();
-        let want = GOLDEN;
+        let want = GOLDEN.to_vec();
         assert_eq!(
             got, want,
             "the stored spec's bytes changed: a vault-format change"
         );
     }
 
-    /// Today the stored form encodes exactly as the protocol's did when
-    /// vault format 1 was written, which is why v1 files decode unchanged.
+    /// Today the stored form encodes exactly as the protocol's does.
     #[test]
     fn protocol_round_trip_is_lossless() {
         for s in samples() {
@@ -197,13 +273,24 @@ mod tests {
             assert_eq!(
                 proto::codec::encode(&p).unwrap(),
                 proto::codec::encode(&s).unwrap(),
-                "checked while format 1 and protocol agree; drop this line when they part"
+                "checked while format 2 and protocol agree; drop this line when they part"
             );
             assert_eq!(StoredSpec::from(p), s);
         }
     }
 
-    const GOLDEN: [&str; 5] = [
+    /// Format 2: format 1's bytes plus the `source` option.
+    const GOLDEN: [&str; 6] = [
+        "00011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f00",
+        "010003582d4b011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f00",
+        "0101011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f00",
+        "01020001016b01fb2c010107406d6574686f64011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f00",
+        "01020101016b01fb2c010107406d6574686f64011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f00",
+        "0101011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f0100067465616d2f6d05746f6b656e",
+    ];
+
+    /// Format 1, pinned when it was written (the first five samples).
+    const GOLDEN_V1: [&str; 5] = [
         "00011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f",
         "010003582d4b011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f",
         "0101011168747470733a2f2f612e6578616d706c6501010347455401052f6170692f",

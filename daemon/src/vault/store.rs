@@ -4,16 +4,84 @@ use std::collections::BTreeMap;
 
 use proto::CredentialInfo;
 
-use super::spec::StoredSpec;
+use super::spec::{StoredSpec, StoredSpecV1};
 
 use crate::secure::Shielded;
 use serde::{Deserialize, Serialize};
 
-/// Everything inside the ciphertext. Serialized with `proto::codec`; new
-/// fields only ever go at the end.
+/// Everything inside the ciphertext. Serialized with `proto::codec`; a new
+/// field is a new format version (see `spec.rs`).
 #[derive(Serialize, Deserialize, Clone, Default, Debug)]
 pub struct Contents {
     pub credentials: BTreeMap<String, StoredCredential>,
+    /// How vaultd logs in to OpenBao (format 2): a secret like a token,
+    /// kept here so it is never in the config, argv or the environment.
+    pub openbao_login: Option<StoredLogin>,
+}
+
+/// OpenBao login material, as stored. Variant order is the file format.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub enum StoredLogin {
+    /// AppRole: the role_id is not meant to be secret, but together with
+    /// the secret_id it is a login, so both are shielded.
+    AppRole {
+        role_id: Shielded,
+        secret_id: Shielded,
+    },
+    /// A client token given by the admin (`auth = "token"`).
+    Token(Shielded),
+}
+
+/// Decodes the contents of a file of format `version` (already checked by
+/// `VaultFile::parse` to be one this code reads).
+pub fn decode_contents(
+    version: u16,
+    plaintext: &[u8],
+) -> Result<Contents, proto::codec::CodecError> {
+    if version == 1 {
+        let old: ContentsV1 = proto::codec::decode(plaintext)?;
+        return Ok(old.into());
+    }
+    proto::codec::decode(plaintext)
+}
+
+/// Format 1's contents: credentials only, specs without a source.
+#[derive(Deserialize)]
+struct ContentsV1 {
+    credentials: BTreeMap<String, StoredCredentialV1>,
+}
+
+#[derive(Deserialize)]
+struct StoredCredentialV1 {
+    spec: StoredSpecV1,
+    value: Shielded,
+    created: u64,
+    last_used: Option<u64>,
+    use_count: u64,
+}
+
+impl From<ContentsV1> for Contents {
+    fn from(old: ContentsV1) -> Contents {
+        Contents {
+            credentials: old
+                .credentials
+                .into_iter()
+                .map(|(name, c)| {
+                    (
+                        name,
+                        StoredCredential {
+                            spec: c.spec.into(),
+                            value: c.value,
+                            created: c.created,
+                            last_used: c.last_used,
+                            use_count: c.use_count,
+                        },
+                    )
+                })
+                .collect(),
+            openbao_login: None,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -36,6 +104,7 @@ impl StoredCredential {
             created: self.created,
             last_used: self.last_used,
             use_count: self.use_count,
+            source_state: None,
         }
     }
 }
