@@ -19,7 +19,7 @@ Examples:
 
 Exit codes: 0 ok, 1 usage or local error, 2 daemon not reachable, 3 vault locked,
 4 no such credential, 5 refused by policy, 6 upstream unreachable/TLS/timeout,
-22 HTTP error with -f.";
+7 credential source (OpenBao) unreachable past max_stale or refused, 22 HTTP error with -f.";
 
 /// Use long-lived API tokens from scripts without ever seeing them: vaultd
 /// keeps them encrypted and performs the HTTP request for you.
@@ -123,6 +123,17 @@ pub enum Command {
         after_help = "Example:\n  vaultctl explain microreact https://microreact.org/api/projects -X POST"
     )]
     Explain(ExplainArgs),
+    /// OpenBao (or HashiCorp Vault) as the source of credentials' values.
+    #[command(
+        after_help = "Example:\n  vaultctl openbao login --approle 6f1c...-role-id < secret-id.txt\n  vaultctl openbao status"
+    )]
+    Openbao {
+        #[command(subcommand)]
+        command: OpenbaoCommand,
+    },
+    /// Re-read OpenBao-sourced values now: credential NAME, or all of them.
+    #[command(after_help = "Example:\n  vaultctl refresh microreact")]
+    Refresh { name: Option<String> },
     /// Write an encrypted copy of the vault to FILE (0600; never overwrites).
     #[command(
         after_help = "The copy is the vault file itself, still encrypted: restore it by stopping\nvaultd, copying it to the vault path and unlocking with the passphrase that\nwas valid when the backup was made (see docs/backup.md).\n\nExample:\n  vaultctl backup ~/vault-$(date +%F).bak"
@@ -147,6 +158,32 @@ pub enum KeyfileCommand {
         /// Read the vault passphrase (the passphrase slot is re-wrapped) from stdin.
         #[arg(long)]
         passphrase_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OpenbaoCommand {
+    /// Store how vaultd logs in to OpenBao (checked first): AppRole with
+    /// ROLE_ID and a secret_id from stdin or --from-env, or a token.
+    #[command(group(ArgGroup::new("method").required(true).args(["approle", "token"])))]
+    Login {
+        /// AppRole login with this role_id; the secret_id comes from stdin
+        /// (no echo on a TTY) or --from-env, never argv.
+        #[arg(long, value_name = "ROLE_ID")]
+        approle: Option<String>,
+        /// Token login: the token comes from stdin or --from-env.
+        #[arg(long)]
+        token: bool,
+        /// Read the secret_id or token from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+    },
+    /// The node in use, whether vaultd is logged in, the token's remaining
+    /// TTL and the last error; never a value.
+    Status {
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -188,6 +225,11 @@ pub struct AddArgs {
     /// Read the token from this environment variable instead of stdin.
     #[arg(long, value_name = "VAR")]
     pub from_env: Option<String>,
+    /// Take the value from OpenBao KV v2 (`[openbao]` in vaultd's config):
+    /// field FIELD of the secret at PATH under the mount, e.g.
+    /// team/microreact#token. No value is read or stored locally.
+    #[arg(long, value_name = "PATH#FIELD", conflicts_with_all = ["from_env", "import"])]
+    pub from_openbao: Option<String>,
     /// Allow plain-http origins that are not loopback.
     #[arg(long)]
     pub allow_insecure_http: bool,

@@ -6,14 +6,15 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use proto::{
-    CredentialInfo, CredentialSpec, Header, Injection, JobRequest, JobResponse, Request, Response,
-    Secret, SigAlg, StatusInfo, VaultState,
+    CredentialInfo, CredentialSpec, Header, Injection, JobRequest, JobResponse, OpenBaoLogin,
+    OpenBaoStatus, Request, Response, Secret, SigAlg, Source, StatusInfo, VaultState,
 };
 use serde_json::json;
 use vaultctl::{Client, socket_path};
 
 use crate::cli::{
-    AddArgs, Cli, Command, ExplainArgs, KeyfileCommand, Preset, RequestArgs, SignAlg,
+    AddArgs, Cli, Command, ExplainArgs, KeyfileCommand, OpenbaoCommand, Preset, RequestArgs,
+    SignAlg,
 };
 use crate::exit::{Failure, HTTP_ERROR};
 use crate::progress;
@@ -115,7 +116,97 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Explain(args) => explain(connect()?, args),
         Command::Completions { .. } | Command::Man { .. } => Ok(0),
         Command::Backup { file } => backup(connect()?, &file),
+        Command::Openbao {
+            command:
+                OpenbaoCommand::Login {
+                    approle,
+                    token: _,
+                    from_env,
+                },
+        } => {
+            let login = match approle {
+                Some(role_id) => OpenBaoLogin::AppRole {
+                    role_id,
+                    secret_id: secret_input::token(from_env.as_deref(), "the AppRole secret_id")?,
+                },
+                None => OpenBaoLogin::Token(secret_input::token(
+                    from_env.as_deref(),
+                    "the OpenBao token",
+                )?),
+            };
+            done(
+                connect_secret()?,
+                Request::OpenBaoLogin(login),
+                "logged in to OpenBao; the login is stored in the vault",
+            )
+        }
+        Command::Openbao {
+            command: OpenbaoCommand::Status { json },
+        } => openbao_status(connect()?, json),
+        Command::Refresh { name } => done(connect()?, Request::Refresh { name }, ""),
     }
+}
+
+fn openbao_json(s: &OpenBaoStatus) -> serde_json::Value {
+    json!({
+        "configured": s.configured,
+        "addrs": s.addrs,
+        "node": s.node,
+        "auth": s.auth,
+        "has_login": s.has_login,
+        "logged_in": s.logged_in,
+        "token_ttl_secs": s.token_ttl_secs,
+        "last_error": s.last_error,
+    })
+}
+
+fn openbao_status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
+    let Response::OpenBaoStatus(s) = client.call(&Request::OpenBaoStatus)? else {
+        return Err(unexpected());
+    };
+    if as_json {
+        println!("{}", openbao_json(&s));
+        return Ok(0);
+    }
+    if !s.configured {
+        println!("openbao: not configured (no [openbao] table in vaultd's config.toml)");
+        return Ok(0);
+    }
+    println!("openbao: auth {}, nodes {}", s.auth, s.addrs.join(", "));
+    println!("node in use: {}", s.node.as_deref().unwrap_or("-"));
+    let ttl = match s.token_ttl_secs {
+        Some(t) => format!(
+            " (token ttl {})",
+            humantime::format_duration(Duration::from_secs(t))
+        ),
+        None => String::new(),
+    };
+    println!(
+        "logged in: {}{ttl}",
+        match (s.logged_in, s.has_login) {
+            (true, _) => "yes",
+            (false, true) => "not yet (a login is stored)",
+            (false, false) => "no: run `vaultctl openbao login`",
+        }
+    );
+    println!("last error: {}", s.last_error.as_deref().unwrap_or("-"));
+    Ok(0)
+}
+
+/// `PATH#FIELD` of `--from-openbao`.
+fn openbao_source(arg: Option<String>) -> Result<Option<Source>, Failure> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    let Some((path, field)) = arg.rsplit_once('#') else {
+        return Err(Failure::usage(
+            "--from-openbao takes PATH#FIELD, e.g. team/microreact#token",
+        ));
+    };
+    Ok(Some(Source::OpenBao {
+        path: path.trim_matches('/').to_owned(),
+        field: field.to_owned(),
+    }))
 }
 
 /// `vaultctl.1` plus `vaultctl-SUB.1` for each visible subcommand.
@@ -163,6 +254,7 @@ fn status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
         uptime_secs,
         pid,
         vault_path,
+        openbao,
     } = s;
     let state = match state {
         VaultState::Uninitialized => "uninitialized",
@@ -178,6 +270,7 @@ fn status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
             "uptime_secs": uptime_secs,
             "pid": pid,
             "vault": vault_path,
+            "openbao": openbao.as_ref().map(openbao_json),
         });
         println!("{v}");
     } else {
@@ -193,6 +286,20 @@ fn status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
             "uptime: {}",
             humantime::format_duration(Duration::from_secs(uptime_secs))
         );
+        if let Some(o) = openbao {
+            println!(
+                "openbao: {}, node {}{}",
+                if o.logged_in {
+                    "logged in"
+                } else {
+                    "not logged in"
+                },
+                o.node.as_deref().unwrap_or("-"),
+                o.last_error
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     Ok(0)
 }
@@ -224,14 +331,21 @@ fn add(mut client: Client, a: AddArgs) -> Result<u8, Failure> {
             "--header and --bearer need at least one --origin",
         ));
     };
+    let source = openbao_source(a.from_openbao)?;
+    let value = if source.is_some() {
+        // The value lives in OpenBao: nothing is read here.
+        Secret::new(Vec::new())
+    } else {
+        secret_input::token(a.from_env.as_deref(), &a.name)?
+    };
     let spec = CredentialSpec {
         injection: Some(injection),
         origins,
         allow_insecure_http: a.allow_insecure_http,
         methods: a.methods,
         path_prefixes: a.path_prefixes,
+        source,
     };
-    let value = secret_input::token(a.from_env.as_deref(), &a.name)?;
     client.call(&Request::Add {
         name: a.name,
         spec,
@@ -266,7 +380,17 @@ fn add_signing(mut client: Client, alg: SignAlg, a: AddArgs) -> Result<u8, Failu
         allow_insecure_http: a.allow_insecure_http,
         methods: a.methods,
         path_prefixes: a.path_prefixes,
+        source: openbao_source(a.from_openbao)?,
     };
+    if spec.source.is_some() {
+        // The key lives in OpenBao (as --import would take it).
+        client.call(&Request::Add {
+            name: a.name,
+            spec,
+            value: Secret::new(Vec::new()),
+        })?;
+        return Ok(0);
+    }
     if a.import {
         let value = secret_input::key_material(a.from_env.as_deref(), &a.name)?;
         client.call(&Request::Add {
@@ -314,16 +438,22 @@ fn list(mut client: Client, as_json: bool) -> Result<u8, Failure> {
         println!("{}", serde_json::Value::Array(v));
         return Ok(0);
     }
-    let rows: Vec<[String; 6]> = creds
+    let rows: Vec<[String; 7]> = creds
         .iter()
         .map(|c| {
+            let origins = c
+                .source_state
+                .as_ref()
+                .and_then(|s| s.effective_origins.as_ref())
+                .unwrap_or(&c.spec.origins);
             [
                 c.name.clone(),
                 injection_text(&c.spec.injection),
-                c.spec.origins.join(","),
+                origins.join(","),
                 time_text(Some(c.created)),
                 time_text(c.last_used),
                 c.use_count.to_string(),
+                source_text(c),
             ]
         })
         .collect();
@@ -334,6 +464,7 @@ fn list(mut client: Client, as_json: bool) -> Result<u8, Failure> {
         "CREATED",
         "LAST USED",
         "USES",
+        "SOURCE",
     ]
     .map(String::from);
     let mut widths = head.clone().map(|h| h.len());
@@ -354,6 +485,30 @@ fn list(mut client: Client, as_json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `vault`, or `openbao PATH#FIELD v3 12s ago` (with `error` when the
+/// last read failed).
+fn source_text(c: &CredentialInfo) -> String {
+    let Some(Source::OpenBao { path, field }) = &c.spec.source else {
+        return "vault".into();
+    };
+    let mut out = format!("openbao {path}#{field}");
+    if let Some(s) = &c.source_state {
+        match (s.version, s.age_secs) {
+            (Some(v), Some(age)) => {
+                out += &format!(
+                    " v{v} {} ago",
+                    humantime::format_duration(Duration::from_secs(age))
+                )
+            }
+            _ => out += " (not read yet)",
+        }
+        if s.last_error.is_some() {
+            out += " (last read failed: see list --json)";
+        }
+    }
+    out
+}
+
 fn credential_json(c: &CredentialInfo) -> serde_json::Value {
     let (kind, header) = match &c.spec.injection {
         Some(Injection::Header { name }) => ("header", Some(name.clone())),
@@ -372,6 +527,7 @@ fn credential_json(c: &CredentialInfo) -> serde_json::Value {
         "created": c.created,
         "last_used": c.last_used,
         "use_count": c.use_count,
+        "source": source_json(c),
     });
     if let Some(Injection::Sign {
         alg,
@@ -386,6 +542,25 @@ fn credential_json(c: &CredentialInfo) -> serde_json::Value {
         v["covered"] = json!(components);
     }
     v
+}
+
+/// `null` for a value kept in the vault; see docs/json.md.
+fn source_json(c: &CredentialInfo) -> serde_json::Value {
+    let Some(Source::OpenBao { path, field }) = &c.spec.source else {
+        return serde_json::Value::Null;
+    };
+    let st = c.source_state.as_ref();
+    json!({
+        "kind": "openbao",
+        "path": path,
+        "field": field,
+        "version": st.and_then(|s| s.version),
+        "age_secs": st.and_then(|s| s.age_secs),
+        "last_error": st.and_then(|s| s.last_error.clone()),
+        "effective_origins": st
+            .and_then(|s| s.effective_origins.clone())
+            .unwrap_or_else(|| c.spec.origins.clone()),
+    })
 }
 
 fn read_keyfile(path: &Path) -> Result<Secret, Failure> {

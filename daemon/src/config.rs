@@ -55,6 +55,15 @@ pub enum ValueError {
     SizeUnit { unit: String },
     #[error("size {value:?} is too large")]
     SizeTooLarge { value: String },
+    #[error("give at least one node, e.g. addrs = [\"https://bao1.example.org:8200\"]")]
+    NoAddrs,
+    /// The address itself is not repeated: it could carry a password.
+    #[error("each node is http(s)://host[:port], with no user, path or query")]
+    Addr,
+    #[error("unknown auth {value:?}: use \"approle\" or \"token\"")]
+    Auth { value: String },
+    #[error("a mount path or namespace: letters, digits, - _ . and / between parts")]
+    Mount,
 }
 
 fn value(key: &'static str) -> impl Fn(ValueError) -> ParseError {
@@ -84,6 +93,57 @@ struct RawConfig {
     max_connections: Option<usize>,
     hello_timeout: Option<String>,
     idle_timeout: Option<String>,
+    openbao: Option<RawOpenBao>,
+}
+
+/// `[openbao]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenBao {
+    #[serde(default)]
+    addrs: Vec<String>,
+    ca: Option<PathBuf>,
+    namespace: Option<String>,
+    kv_mount: Option<String>,
+    auth: Option<String>,
+    approle_mount: Option<String>,
+    refresh: Option<String>,
+    max_stale: Option<String>,
+}
+
+/// How vaultd logs in to OpenBao.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenBaoAuth {
+    AppRole,
+    Token,
+}
+
+impl OpenBaoAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenBaoAuth::AppRole => "approle",
+            OpenBaoAuth::Token => "token",
+        }
+    }
+}
+
+/// The `[openbao]` table with defaults applied: where credentials with
+/// `--from-openbao` get their values.
+#[derive(Debug, Clone)]
+pub struct OpenBaoConfig {
+    /// Nodes of one cluster, tried in turn; each `http(s)://host:port`.
+    pub addrs: Vec<url::Url>,
+    /// An extra CA (PEM) trusted for these nodes only.
+    pub ca: Option<PathBuf>,
+    pub namespace: Option<String>,
+    pub kv_mount: String,
+    pub auth: OpenBaoAuth,
+    pub approle_mount: String,
+    /// A cached value older than this is re-read in the background.
+    pub refresh: Duration,
+    /// A cached value is served this long after the last good read while
+    /// OpenBao cannot be read; after that jobs fail (exit 7).
+    pub max_stale: Duration,
 }
 
 /// Settings with defaults applied and units parsed.
@@ -110,6 +170,8 @@ pub struct Config {
     pub hello_timeout: Duration,
     /// A connection silent this long between requests is closed.
     pub idle_timeout: Duration,
+    /// `None` when there is no `[openbao]` table.
+    pub openbao: Option<OpenBaoConfig>,
 }
 
 /// Defaults of the connection limits (see [`Config`]).
@@ -135,6 +197,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            openbao: None,
         }
     }
 }
@@ -211,8 +274,83 @@ impl Config {
             max_connections,
             hello_timeout,
             idle_timeout,
+            openbao: raw.openbao.map(openbao).transpose()?,
         })
     }
+}
+
+/// Defaults of `[openbao]`.
+pub const DEFAULT_OPENBAO_REFRESH: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_OPENBAO_MAX_STALE: Duration = Duration::from_secs(3600);
+
+fn openbao(raw: RawOpenBao) -> Result<OpenBaoConfig, ParseError> {
+    if raw.addrs.is_empty() {
+        return Err(value("openbao.addrs")(ValueError::NoAddrs));
+    }
+    let mut addrs = Vec::new();
+    for a in &raw.addrs {
+        let u = url::Url::parse(a).map_err(|_| value("openbao.addrs")(ValueError::Addr))?;
+        let plain = u.scheme() == "http" || u.scheme() == "https";
+        if !plain
+            || u.host().is_none()
+            || !u.username().is_empty()
+            || u.password().is_some()
+            || u.query().is_some()
+            || u.path() != "/"
+        {
+            return Err(value("openbao.addrs")(ValueError::Addr));
+        }
+        addrs.push(u);
+    }
+    let auth = match raw.auth.as_deref() {
+        None | Some("approle") => OpenBaoAuth::AppRole,
+        Some("token") => OpenBaoAuth::Token,
+        Some(other) => {
+            return Err(value("openbao.auth")(ValueError::Auth {
+                value: other.to_owned(),
+            }));
+        }
+    };
+    let segment = |key: &'static str, v: Option<String>, default: &str| {
+        let v = v.unwrap_or_else(|| default.to_owned());
+        let ok = !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+            && !v.starts_with('/')
+            && !v.ends_with('/')
+            && !v.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+        if ok {
+            Ok(v)
+        } else {
+            Err(value(key)(ValueError::Mount))
+        }
+    };
+    let duration = |key: &'static str, v: Option<String>, default: Duration| match v {
+        Some(s) => parse_duration(&s)
+            .map_err(value(key))?
+            .ok_or(ValueError::NotPositive)
+            .map_err(value(key)),
+        None => Ok(default),
+    };
+    let refresh = duration("openbao.refresh", raw.refresh, DEFAULT_OPENBAO_REFRESH)?;
+    let max_stale = duration(
+        "openbao.max_stale",
+        raw.max_stale,
+        DEFAULT_OPENBAO_MAX_STALE,
+    )?;
+    Ok(OpenBaoConfig {
+        addrs,
+        ca: raw.ca,
+        namespace: raw
+            .namespace
+            .map(|n| segment("openbao.namespace", Some(n), ""))
+            .transpose()?,
+        kv_mount: segment("openbao.kv_mount", raw.kv_mount, "secret")?,
+        auth,
+        approle_mount: segment("openbao.approle_mount", raw.approle_mount, "approle")?,
+        refresh,
+        max_stale,
+    })
 }
 
 /// toml's message plus the line it is about, so a wrong value names its key

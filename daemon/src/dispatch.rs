@@ -12,7 +12,7 @@ use crate::job::stream;
 use crate::peer::Peer;
 use crate::secure::Shielded;
 use crate::state::{State, Unlocker, check_passphrase_shape, no_such};
-use crate::vault::store::{StoredCredential, now_secs, validate_name};
+use crate::vault::store::{StoredCredential, StoredLogin, now_secs, validate_name};
 
 fn bad(msg: impl Into<String>) -> Error {
     RequestError::Invalid(msg.into()).into()
@@ -32,7 +32,8 @@ fn owner_only(req: &Request) -> Option<&'static str> {
         | Request::Chunk(_)
         | Request::End
         | Request::Explain(_)
-        | Request::PublicKey { .. } => return None,
+        | Request::PublicKey { .. }
+        | Request::OpenBaoStatus => return None,
         Request::Init { .. } => "init",
         Request::Unlock { .. } | Request::UnlockKeyfile { .. } => "unlock",
         Request::Lock => "lock",
@@ -43,6 +44,8 @@ fn owner_only(req: &Request) -> Option<&'static str> {
         Request::AddKeyfile { .. } => "keyfile create",
         Request::Backup => "backup",
         Request::RemoveKeyfile { .. } => "keyfile remove",
+        Request::OpenBaoLogin(_) => "openbao login",
+        Request::Refresh { .. } => "refresh",
     })
 }
 
@@ -113,10 +116,17 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         // Pieces of a body outside a streamed job are a client bug.
         Request::Chunk(_) | Request::End => Err(RequestError::StrayChunk.into()),
         Request::AddGenerated { name, spec } => add_generated(state, name, spec).await,
-        Request::PublicKey { name } => public_key(state, &name),
-        Request::Explain(job) => explain(state, job),
+        Request::PublicKey { name } => public_key(state, &name).await,
+        Request::Explain(job) => explain(state, job).await,
         Request::Backup => backup(state, peer).await,
         Request::RemoveKeyfile { passphrase } => remove_keyfile(state, passphrase).await,
+        Request::OpenBaoLogin(login) => openbao_login(state, login).await,
+        Request::OpenBaoStatus => Ok(Response::OpenBaoStatus(
+            state
+                .openbao_status()
+                .unwrap_or_else(openbao_not_configured),
+        )),
+        Request::Refresh { name } => refresh(state, name).await,
     };
     result.unwrap_or_else(|e| Response::Error(e.into()))
 }
@@ -137,7 +147,61 @@ fn status(state: &State) -> Response {
         uptime_secs: state.started.elapsed().as_secs(),
         pid: std::process::id(),
         vault_path: state.vault_path.display().to_string(),
+        openbao: state.openbao_status(),
     })
+}
+
+fn openbao_not_configured() -> proto::OpenBaoStatus {
+    proto::OpenBaoStatus {
+        configured: false,
+        addrs: Vec::new(),
+        node: None,
+        auth: String::new(),
+        has_login: false,
+        logged_in: false,
+        token_ttl_secs: None,
+        last_error: None,
+    }
+}
+
+/// `vaultctl openbao login`: the material is checked against the cluster
+/// before it is stored, so a wrong secret_id is reported now, not at the
+/// first job.
+async fn openbao_login(state: &State, login: proto::OpenBaoLogin) -> Result<Response, Error> {
+    let seal = |s: &Secret| {
+        Shielded::try_from(s)
+            .map_err(|e| Error::from(crate::state::StateError::Internal(e.to_string())))
+    };
+    let (stored, kind) = match &login {
+        proto::OpenBaoLogin::AppRole { role_id, secret_id } => {
+            if role_id.is_empty() || secret_id.is_empty() {
+                return Err(bad("the role_id and the secret_id must not be empty"));
+            }
+            (
+                StoredLogin::AppRole {
+                    role_id: seal(&Secret::from_slice(role_id.as_bytes()))?,
+                    secret_id: seal(secret_id)?,
+                },
+                "approle",
+            )
+        }
+        proto::OpenBaoLogin::Token(token) => {
+            if token.is_empty() {
+                return Err(bad("the token must not be empty"));
+            }
+            (StoredLogin::Token(seal(token)?), "token")
+        }
+    };
+    drop(login);
+    state.openbao_login(stored).await?;
+    tracing::info!("OpenBao login ({kind}) checked and stored");
+    Ok(Response::Done)
+}
+
+async fn refresh(state: &State, name: Option<String>) -> Result<Response, Error> {
+    let n = state.refresh(name.as_deref()).await?;
+    tracing::info!("{n} OpenBao-sourced value(s) read by request");
+    Ok(Response::Done)
 }
 
 async fn unlock(state: &State, with: Unlocker) -> Result<Response, Error> {
@@ -245,7 +309,26 @@ async fn add(
     }
     spec.injection = Some(sign::normalize(injection)?);
     Policy::from_spec(&spec).map_err(Error::Spec)?;
-    let value = checked_value(spec.injection.as_ref(), value)?;
+    let value = match &spec.source {
+        Some(proto::Source::OpenBao { path, field }) => {
+            if !state.has_openbao() {
+                return Err(crate::state::StateError::Source(
+                    crate::openbao::SourceError::NotConfigured,
+                )
+                .into());
+            }
+            check_source(path, field)?;
+            if !value.is_empty() {
+                return Err(bad(
+                    "a credential from OpenBao has no local value: give --from-openbao alone",
+                ));
+            }
+            Shielded::seal(b"")
+                .map_err(|e| Error::from(crate::state::StateError::Internal(e.to_string())))?
+        }
+        None => checked_value(spec.injection.as_ref(), value)?,
+    };
+    let sourced = spec.source.is_some();
     let spec = normalize_spec(spec);
     let log_name = name.clone();
     state
@@ -269,7 +352,32 @@ async fn add(
         })
         .await?;
     tracing::info!("credential {log_name:?} added");
+    if sourced {
+        state.kick_sources();
+    }
     Ok(Response::Done)
+}
+
+/// `PATH#FIELD` as OpenBao's KV v2 API takes it: a relative path of plain
+/// segments (it goes into a URL), and a field name.
+fn check_source(path: &str, field: &str) -> Result<(), Error> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+');
+    let path_ok = !path.is_empty()
+        && path.len() <= 512
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(plain));
+    if !path_ok {
+        return Err(bad(
+            "--from-openbao PATH#FIELD: PATH is a KV path under the mount, e.g. team/microreact (letters, digits, - _ . @ + between slashes)",
+        ));
+    }
+    if field.is_empty() || field.len() > 256 || field.chars().any(char::is_control) {
+        return Err(bad(
+            "--from-openbao PATH#FIELD: FIELD names a key of the secret, e.g. token",
+        ));
+    }
+    Ok(())
 }
 
 /// Stores origins in their canonical spelling, so `list` shows what is enforced.
@@ -289,6 +397,12 @@ async fn rotate(state: &State, name: String, value: Secret) -> Result<Response, 
                 .credentials
                 .get_mut(&name)
                 .ok_or_else(|| Error::from(no_such(&name)))?;
+            if let Some((path, field)) = cred.spec.openbao() {
+                return Err(Error::from(crate::state::StateError::SourceManaged {
+                    name,
+                    at: format!("{path}#{field}"),
+                }));
+            }
             // What a valid value is depends on the credential's kind.
             let injection = cred.spec.injection.as_ref().map(proto::Injection::from);
             cred.value = checked_value(injection.as_ref(), value)?;
@@ -312,6 +426,7 @@ async fn remove(state: &State, name: String) -> Result<Response, Error> {
                 .ok_or_else(|| Error::from(no_such(&name)))
         })
         .await?;
+    state.forget_source(&log_name);
     // Its value may sit in pooled connections' buffers: drop them.
     state.http.reset();
     tracing::info!("credential {log_name:?} removed");
@@ -358,7 +473,8 @@ async fn add_generated(
 }
 
 /// The Ed25519 public key, to register with the upstream.
-fn public_key(state: &State, name: &str) -> Result<Response, Error> {
+async fn public_key(state: &State, name: &str) -> Result<Response, Error> {
+    state.source_ready(name).await?;
     let lease = state.lease(name)?;
     match &lease.injection {
         proto::Injection::Sign {
@@ -382,7 +498,15 @@ fn public_key(state: &State, name: &str) -> Result<Response, Error> {
 /// The verdict a job would get, without sending it or counting a use. The
 /// lease's copy of the value is never read and is zeroized when dropped;
 /// no other credential's value is opened.
-fn explain(state: &State, job: JobRequest) -> Result<Response, Error> {
+async fn explain(state: &State, job: JobRequest) -> Result<Response, Error> {
+    state.source_ready(&job.credential).await?;
     let lease = state.lease(&job.credential)?;
-    crate::job::explain::explain(&lease.policy, &lease.injection, job).map(Response::Explain)
+    let (method, url) = (job.method.clone(), job.url.clone());
+    let mut e = crate::job::explain::explain(&lease.policy, &lease.injection, job)?;
+    if e.refused.is_some() {
+        if let Some(why) = crate::job::prepare::narrowed_out(&lease, &method, &url) {
+            e.refused = Some(why.to_string());
+        }
+    }
+    Ok(Response::Explain(e))
 }

@@ -171,6 +171,11 @@ fn state_code(e: &StateError) -> ErrorCode {
         | StateError::BadName(_) => ErrorCode::BadRequest,
         StateError::BackupTooLarge { .. } => ErrorCode::TooLarge,
         StateError::Spec(_) => ErrorCode::BadRequest,
+        StateError::Source(_) => ErrorCode::SourceUnavailable,
+        StateError::SourceManaged { .. } | StateError::NotSourced { .. } => ErrorCode::BadRequest,
+        StateError::NarrowedOut { .. } | StateError::NarrowedAway { .. } => {
+            ErrorCode::PolicyRefused
+        }
         StateError::Internal(_) => ErrorCode::Internal,
     }
 }

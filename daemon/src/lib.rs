@@ -10,6 +10,7 @@ mod dispatch;
 mod error;
 mod harden;
 mod job;
+mod openbao;
 mod paths;
 mod peer;
 mod secure;

@@ -91,6 +91,9 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let own_uid = rustix::process::getuid().as_raw();
     let timers = tokio::spawn(lock_timers(state.clone()));
+    let sources = state
+        .has_openbao()
+        .then(|| tokio::spawn(read_sources(state.clone())));
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -152,6 +155,9 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
         });
     }
     timers.abort();
+    if let Some(s) = sources {
+        s.abort();
+    }
 }
 
 /// Tells a refused peer why, without reading anything it sent.
@@ -164,6 +170,18 @@ async fn refuse(mut stream: Stream, reply: ErrorReply) {
         proto::frame::write_frame_async(&mut stream, &Response::Error(reply)).await
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+/// Reads OpenBao-sourced values that are due, once a second or at once
+/// when unlock, login or add asks (see `state/source.rs`).
+async fn read_sources(state: Arc<State>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = state.sources_kicked() => {}
+        }
+        state.refresh_due().await;
+    }
 }
 
 async fn lock_timers(state: Arc<State>) {

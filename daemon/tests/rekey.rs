@@ -33,6 +33,7 @@ async fn add(state: &State, name: &str) {
         allow_insecure_http: false,
         methods: vec![],
         path_prefixes: vec![],
+        source: None,
     };
     let req = Request::Add {
         name: name.into(),

@@ -52,6 +52,7 @@ const STATUS: &[(&str, &str)] = &[
     ("uptime_secs", "number"),
     ("pid", "number"),
     ("vault", "string"),
+    ("openbao", "object|null"),
 ];
 
 #[test]
@@ -90,6 +91,7 @@ const CREDENTIAL: &[(&str, &str)] = &[
     ("created", "number"),
     ("last_used", "number|null"),
     ("use_count", "number"),
+    ("source", "object|null"),
 ];
 
 #[test]

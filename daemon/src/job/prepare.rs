@@ -13,12 +13,12 @@ use super::http::Prepared;
 use super::policy::Policy;
 use crate::error::Error;
 use crate::peer::Peer;
-use crate::state::State;
+use crate::state::{Lease, State, StateError};
 use crate::text::log_field;
 
 /// Checks a job against its credential's policy and builds what the HTTP
 /// side needs. Nothing is sent here.
-pub fn prepare_job(
+pub async fn prepare_job(
     state: &State,
     peer: &Peer,
     job: JobRequest,
@@ -29,7 +29,11 @@ pub fn prepare_job(
         .config
         .audit
         .then(|| Audit::unchecked(&job.credential, &job.method, &job.url));
-    let result = check_job(state, peer, job);
+    // An OpenBao-sourced value not read yet is read now (bounded).
+    let result = match state.source_ready(&job.credential).await {
+        Ok(()) => check_job(state, peer, job),
+        Err(e) => Err(e.into()),
+    };
     if let (Err(e), Some(audit)) = (&result, unchecked) {
         audit.log_refused(state, peer, e.code());
     }
@@ -64,11 +68,15 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
     let (url, origin) = match lease.policy.check(method.as_str(), &url) {
         Ok(v) => v,
         Err(e) => {
+            let e = match narrowed_out(&lease, method.as_str(), &url) {
+                Some(why) => Error::from(why),
+                None => e.into(),
+            };
             tracing::warn!(
                 "job refused: credential {credential:?}, pid {}: {e}",
                 peer.pid_str()
             );
-            return Err(e.into());
+            return Err(e);
         }
     };
     let neighbours = state.neighbours(&credential)?;
@@ -96,4 +104,17 @@ fn check_job(state: &State, peer: &Peer, job: JobRequest) -> Result<(Prepared, A
         redactor_key: (credential.clone(), lease.generation),
     };
     Ok((prepared, audit))
+}
+
+/// When OpenBao's `tokenvault_origins` narrowed a credential and the job's
+/// origin is one the credential itself allows, the refusal says so (the
+/// narrowed policy alone would only say "not among the origins").
+pub fn narrowed_out(lease: &Lease, method: &str, url: &str) -> Option<StateError> {
+    let n = lease.narrowing.as_ref()?;
+    let (_, origin) = n.local.check(method, url).ok()?;
+    Some(StateError::NarrowedOut {
+        origin: origin.to_string(),
+        at: n.at.clone(),
+        effective: n.effective.clone(),
+    })
 }

@@ -45,7 +45,7 @@ pub async fn buffered<S>(stream: &mut S, state: &State, peer: &Peer, job: JobReq
 where
     S: AsyncWrite + Unpin,
 {
-    let (prepared, audit) = match prepare_job(state, peer, job) {
+    let (prepared, audit) = match prepare_job(state, peer, job).await {
         Ok(v) => v,
         Err(e) => {
             return write_frame_async(stream, &Response::Error(e.into()))
@@ -99,7 +99,7 @@ pub async fn streamed<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (prepared, audit) = match prepare_job(state, peer, job) {
+    let (prepared, audit) = match prepare_job(state, peer, job).await {
         Ok(v) => v,
         Err(e) => {
             let _ = write_frame_async(stream, &Response::Error(e.into())).await;

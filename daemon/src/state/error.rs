@@ -43,6 +43,26 @@ pub enum StateError {
     /// version).
     #[error("the stored credential's policy is invalid: {0}")]
     Spec(crate::job::policy::PolicyError),
+    /// The credential's value could not be had from OpenBao (exit 7).
+    #[error(transparent)]
+    Source(crate::openbao::SourceError),
+    #[error(
+        "{name:?} takes its value from OpenBao ({at}): write a new version there, then run `vaultctl refresh {name}`"
+    )]
+    SourceManaged { name: String, at: String },
+    #[error("{name:?} does not take its value from OpenBao: nothing to refresh")]
+    NotSourced { name: String },
+    #[error(
+        "refused: {origin} is one of this credential's origins, but OpenBao's tokenvault_origins on {at} narrows them to {}",
+        effective.join(", ")
+    )]
+    NarrowedOut {
+        origin: String,
+        at: String,
+        effective: Vec<String>,
+    },
+    #[error("refused: OpenBao's tokenvault_origins on {at} allows none of {name:?}'s origins")]
+    NarrowedAway { name: String, at: String },
     /// vaultd's own fault (a task that panicked, the shielding key).
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,4 +79,6 @@ pub enum StartError {
     Shield(String),
     #[error(transparent)]
     Http(#[from] crate::job::error::SetupError),
+    #[error("[openbao]: {0}")]
+    OpenBao(crate::openbao::SourceError),
 }

@@ -19,9 +19,11 @@ use crate::vault::store::Contents;
 use crate::vault::{self, DataKey, KdfParams, VaultError, VaultFile};
 
 mod error;
+mod source;
 
 use error::internal;
 pub use error::{StartError, StateError};
+pub use source::Narrowing;
 
 /// The keys and plaintext of an unlocked vault. Dropping it (on `lock`)
 /// zeroizes the data key and every token.
@@ -49,6 +51,9 @@ pub struct Lease {
     pub epoch: Epoch,
     /// Which version of the vault's contents (see `State::generation`).
     pub generation: u64,
+    /// Set when OpenBao's metadata narrowed the origins: `policy` is the
+    /// narrowed one, and this says why an origin is missing.
+    pub narrowing: Option<Narrowing>,
 }
 
 /// What opens the vault: one of its two kinds of key slot.
@@ -88,8 +93,15 @@ pub struct State {
     epoch: Epochs,
     /// Bumped by every change of the contents, unlock and lock: a job's
     /// redactor may be shared with jobs of the same credential and
-    /// generation only (`HttpPool::redactor`).
+    /// generation only (`HttpPool::redactor`). Also bumped when OpenBao
+    /// gives a credential a new value.
     generation: std::sync::atomic::AtomicU64,
+    /// Where `--from-openbao` credentials get their values (`None`: no
+    /// `[openbao]` table).
+    openbao: Option<crate::openbao::OpenBao>,
+    /// Wakes the background reader of OpenBao values (after unlock, login
+    /// or add) instead of waiting for its next tick.
+    source_kick: tokio::sync::Notify,
 }
 
 fn compile(contents: &Contents) -> HashMap<String, Arc<Policy>> {
@@ -115,6 +127,12 @@ impl State {
             Err(e) => return Err(StartError::Shield(e.to_string())),
         }
         let http = HttpPool::new(&config)?;
+        let openbao = config
+            .openbao
+            .as_ref()
+            .map(crate::openbao::OpenBao::new)
+            .transpose()
+            .map_err(StartError::OpenBao)?;
         Ok(State {
             config,
             vault_path,
@@ -128,6 +146,8 @@ impl State {
             failed_unlocks: Mutex::new(0),
             epoch: Epochs::default(),
             generation: std::sync::atomic::AtomicU64::new(0),
+            openbao,
+            source_kick: tokio::sync::Notify::new(),
         })
     }
 
@@ -172,6 +192,9 @@ impl State {
             // the new epoch.
             self.epoch.advance();
             self.bump();
+            if let Some(ob) = &self.openbao {
+                ob.clear();
+            }
             guard.take().is_some()
         };
         if was_unlocked {
@@ -243,6 +266,7 @@ impl State {
             path: self.vault_path.clone(),
         })?;
         let parsed = VaultFile::parse(&bytes)?;
+        let version = parsed.version();
         let opened = tokio::task::spawn_blocking(move || match &with {
             Unlocker::KeyFile(secret) => {
                 let key: &[u8; 32] = secret
@@ -263,8 +287,8 @@ impl State {
             }
             Err(e) => return Err(e.into()),
         };
-        let contents: Contents =
-            proto::codec::decode(&plaintext).map_err(|_| StateError::Malformed)?;
+        let contents = vault::store::decode_contents(version, &plaintext)
+            .map_err(|_| StateError::Malformed)?;
         drop(plaintext);
         self.reset_failures();
         let policies = compile(&contents);
@@ -277,6 +301,9 @@ impl State {
             unlocked_at: Instant::now(),
         });
         self.touch();
+        // OpenBao-sourced values are read in the background: unlock does
+        // not wait on the network.
+        self.source_kick.notify_one();
         Ok(true)
     }
 
@@ -435,8 +462,35 @@ impl State {
         Ok(u.contents
             .credentials
             .iter()
-            .map(|(n, c)| c.info(n))
+            .map(|(n, c)| {
+                let mut info = c.info(n);
+                if c.spec.source.is_some() {
+                    info.source_state = Some(self.source_state(n, u.policies.get(n)));
+                }
+                info
+            })
             .collect())
+    }
+
+    /// Forgets a credential's fetched value (after `remove`).
+    pub fn forget_source(&self, name: &str) {
+        if let Some(ob) = &self.openbao {
+            ob.forget(name);
+        }
+    }
+
+    /// Wakes the background reader of OpenBao values.
+    pub fn kick_sources(&self) {
+        self.source_kick.notify_one();
+    }
+
+    /// Resolves when something asks for an early background read.
+    pub async fn sources_kicked(&self) {
+        self.source_kick.notified().await;
+    }
+
+    pub fn has_openbao(&self) -> bool {
+        self.openbao.is_some()
     }
 
     /// Copies out what one job needs.
@@ -456,7 +510,11 @@ impl State {
             .as_ref()
             .map(proto::Injection::from)
             .ok_or_else(|| internal("credential has no injection"))?;
-        let token = cred.value.open().map_err(internal)?;
+        let (token, policy, narrowing) = if cred.spec.source.is_some() {
+            self.cached(name, &policy, &(&cred.spec).into())?
+        } else {
+            (cred.value.open().map_err(internal)?, policy, None)
+        };
         Ok(Lease {
             policy,
             injection,
@@ -464,6 +522,7 @@ impl State {
             client: self.http.client(),
             epoch: self.epoch.current(),
             generation: self.generation.load(std::sync::atomic::Ordering::Acquire),
+            narrowing,
         })
     }
 
@@ -489,7 +548,11 @@ impl State {
                 Some(crate::vault::spec::StoredInjection::Sign { .. }) | None
             );
             if other != name && sends_value && hosts_of(&c.spec).iter().any(|h| hosts.contains(h)) {
-                neighbours.push(c.value.open().map_err(internal)?);
+                if c.spec.source.is_some() {
+                    neighbours.extend(self.cached_value(other));
+                } else {
+                    neighbours.push(c.value.open().map_err(internal)?);
+                }
             }
         }
         Ok(neighbours)
