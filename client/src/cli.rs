@@ -230,6 +230,10 @@ pub struct AddArgs {
     /// team/microreact#token. No value is read or stored locally.
     #[arg(long, value_name = "PATH#FIELD", conflicts_with_all = ["from_env", "import"])]
     pub from_openbao: Option<String>,
+    /// With --from-openbao: read the vault passphrase (asked otherwise)
+    /// from the first line of stdin.
+    #[arg(long, requires = "from_openbao")]
+    pub passphrase_stdin: bool,
     /// Allow plain-http origins that are not loopback.
     #[arg(long)]
     pub allow_insecure_http: bool,

@@ -332,12 +332,6 @@ fn add(mut client: Client, a: AddArgs) -> Result<u8, Failure> {
         ));
     };
     let source = openbao_source(a.from_openbao)?;
-    let value = if source.is_some() {
-        // The value lives in OpenBao: nothing is read here.
-        Secret::new(Vec::new())
-    } else {
-        secret_input::token(a.from_env.as_deref(), &a.name)?
-    };
     let spec = CredentialSpec {
         injection: Some(injection),
         origins,
@@ -346,6 +340,10 @@ fn add(mut client: Client, a: AddArgs) -> Result<u8, Failure> {
         path_prefixes: a.path_prefixes,
         source,
     };
+    if spec.source.is_some() {
+        return add_sourced(client, a.name, spec, a.passphrase_stdin);
+    }
+    let value = secret_input::token(a.from_env.as_deref(), &a.name)?;
     client.call(&Request::Add {
         name: a.name,
         spec,
@@ -384,12 +382,7 @@ fn add_signing(mut client: Client, alg: SignAlg, a: AddArgs) -> Result<u8, Failu
     };
     if spec.source.is_some() {
         // The key lives in OpenBao (as --import would take it).
-        client.call(&Request::Add {
-            name: a.name,
-            spec,
-            value: Secret::new(Vec::new()),
-        })?;
-        return Ok(0);
+        return add_sourced(client, a.name, spec, a.passphrase_stdin);
     }
     if a.import {
         let value = secret_input::key_material(a.from_env.as_deref(), &a.name)?;
@@ -410,6 +403,23 @@ fn add_signing(mut client: Client, alg: SignAlg, a: AddArgs) -> Result<u8, Failu
         a.name,
         a.name
     );
+    Ok(0)
+}
+
+/// `add --from-openbao`: no value is read; the vault's passphrase is
+/// (binding a fetchable value to origins is the owner's decision).
+fn add_sourced(
+    mut client: Client,
+    name: String,
+    spec: CredentialSpec,
+    passphrase_stdin: bool,
+) -> Result<u8, Failure> {
+    let passphrase = current_passphrase(passphrase_stdin)?;
+    client.call(&Request::AddSourced {
+        name,
+        spec,
+        passphrase,
+    })?;
     Ok(0)
 }
 

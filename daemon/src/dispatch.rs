@@ -38,7 +38,7 @@ fn owner_only(req: &Request) -> Option<&'static str> {
         Request::Unlock { .. } | Request::UnlockKeyfile { .. } => "unlock",
         Request::Lock => "lock",
         Request::Passwd { .. } => "passwd",
-        Request::Add { .. } | Request::AddGenerated { .. } => "add",
+        Request::Add { .. } | Request::AddGenerated { .. } | Request::AddSourced { .. } => "add",
         Request::Rotate { .. } => "rotate",
         Request::Remove { .. } => "remove",
         Request::AddKeyfile { .. } => "keyfile create",
@@ -105,7 +105,15 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
             Ok(Response::Done)
         }
         Request::Passwd { old, new } => passwd(state, old, new).await,
-        Request::Add { name, spec, value } => add(state, name, spec, value).await,
+        Request::Add { name, spec, value } => {
+            if spec.source.is_some() {
+                Err(bad(
+                    "a credential whose value lives in OpenBao is added with the vault's passphrase (AddSourced)",
+                ))
+            } else {
+                add(state, name, spec, value).await
+            }
+        }
         Request::Rotate { name, value } => rotate(state, name, value).await,
         Request::Remove { name } => remove(state, name).await,
         Request::List => state.list().map(Response::List).map_err(Error::from),
@@ -127,6 +135,11 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
                 .unwrap_or_else(openbao_not_configured),
         )),
         Request::Refresh { name } => refresh(state, name).await,
+        Request::AddSourced {
+            name,
+            spec,
+            passphrase,
+        } => add_sourced(state, name, spec, passphrase).await,
     };
     result.unwrap_or_else(|e| Response::Error(e.into()))
 }
@@ -312,10 +325,7 @@ async fn add(
     let value = match &spec.source {
         Some(proto::Source::OpenBao { path, field }) => {
             if !state.has_openbao() {
-                return Err(crate::state::StateError::Source(
-                    crate::openbao::SourceError::NotConfigured,
-                )
-                .into());
+                return Err(bad(crate::openbao::SourceError::NotConfigured.to_string()));
             }
             check_source(path, field)?;
             if !value.is_empty() {
@@ -356,6 +366,23 @@ async fn add(
         state.kick_sources();
     }
     Ok(Response::Done)
+}
+
+/// `add --from-openbao`: the passphrase first (on the same serialized,
+/// penalized path as unlock), because the value can be fetched by its path:
+/// whoever binds that path to an origin decides where the team's token
+/// goes.
+async fn add_sourced(
+    state: &State,
+    name: String,
+    spec: CredentialSpec,
+    passphrase: Secret,
+) -> Result<Response, Error> {
+    if spec.source.is_none() {
+        return Err(bad("--from-openbao PATH#FIELD is missing"));
+    }
+    state.verify_passphrase(passphrase).await?;
+    add(state, name, spec, Secret::new(Vec::new())).await
 }
 
 /// `PATH#FIELD` as OpenBao's KV v2 API takes it: a relative path of plain

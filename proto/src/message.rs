@@ -107,6 +107,15 @@ pub enum Request {
     Refresh {
         name: Option<String>,
     },
+    /// Add a credential whose value lives in OpenBao (`spec.source`). It
+    /// needs the vault's passphrase: binding a value that vaultd can fetch
+    /// by name to origins of the caller's choice would otherwise let any
+    /// script of the owner's uid send the team's token to its own server.
+    AddSourced {
+        name: String,
+        spec: CredentialSpec,
+        passphrase: Secret,
+    },
 }
 
 /// OpenBao login material (`vaultctl openbao login`).
@@ -133,7 +142,8 @@ impl Request {
             | Request::Rotate { .. }
             | Request::AddKeyfile { .. }
             | Request::RemoveKeyfile { .. }
-            | Request::OpenBaoLogin(_) => true,
+            | Request::OpenBaoLogin(_)
+            | Request::AddSourced { .. } => true,
             Request::Status
             | Request::Lock
             | Request::Remove { .. }

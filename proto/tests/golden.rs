@@ -217,6 +217,14 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             })),
         ),
         (
+            "add_sourced",
+            e(&Request::AddSourced {
+                name: "m".into(),
+                spec: spec(),
+                passphrase: s(b"pw"),
+            }),
+        ),
+        (
             "openbao_spec",
             e(&CredentialSpec {
                 source: Some(Source::OpenBao {
@@ -336,6 +344,10 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "resp_openbao_status",
         "0b010115687474703a2f2f3132372e302e302e313a383230300007617070726f6c650100013c00",
+    ),
+    (
+        "add_sourced",
+        "17016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f61706900027077",
     ),
     (
         "openbao_spec",

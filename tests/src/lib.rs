@@ -85,6 +85,15 @@ pub fn canary(prefix: &str) -> String {
     token
 }
 
+/// Registers a secret the test did not make with [`canary`] (an OpenBao
+/// secret_id or client token), so logs and stderr are checked for it too.
+pub fn watch_secret(secret: &str) {
+    CANARIES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(secret.to_owned());
+}
+
 /// Counts occurrences of `needle` in `hay`.
 pub fn count(hay: &[u8], needle: &[u8]) -> usize {
     if needle.is_empty() || hay.len() < needle.len() {

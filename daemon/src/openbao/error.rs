@@ -69,6 +69,24 @@ pub enum SourceError {
     Client(String),
 }
 
+impl SourceError {
+    /// OpenBao answered, and the answer is no (a denied path, a missing
+    /// field or secret, a deleted version, an unusable value): a cached
+    /// value is dropped at once rather than served until `max_stale`, since
+    /// the team's admin took it away. Only an OpenBao that cannot answer
+    /// leaves the cache serving.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Denied { .. }
+                | SourceError::NotFound { .. }
+                | SourceError::Deleted { .. }
+                | SourceError::NoField { .. }
+                | SourceError::BadValue { .. }
+        )
+    }
+}
+
 /// OpenBao's reason, from its `{"errors": [...]}` body, as one printable
 /// line of at most 200 characters.
 pub fn reason_of(status: u16, body: &[u8]) -> String {

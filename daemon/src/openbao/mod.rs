@@ -36,8 +36,11 @@ struct Session {
 }
 
 impl Session {
+    /// Treated as expired a little early (a tenth of its life, at most
+    /// 5 s), so a call never goes out with a token about to lapse.
     fn expired(&self) -> bool {
-        !self.ttl.is_zero() && self.since.elapsed() + Duration::from_secs(5) >= self.ttl
+        let margin = (self.ttl / 10).min(Duration::from_secs(5));
+        !self.ttl.is_zero() && self.since.elapsed() + margin >= self.ttl
     }
 
     /// Renewed once two thirds of its life have gone, well before expiry.
@@ -313,6 +316,11 @@ impl OpenBao {
             return;
         }
         match cache.get_mut(name) {
+            Some(_) if e.is_refusal() => {
+                // Dropped, not served until max_stale: see `is_refusal`.
+                cache.remove(name);
+                lock(&self.first_errors).insert(name.to_owned(), (e, Instant::now() + retry));
+            }
             Some(entry) => {
                 entry.last_error = Some(e);
                 entry.due = Instant::now() + retry;

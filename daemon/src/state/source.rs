@@ -82,16 +82,30 @@ impl State {
         if self.usable(ob, name) {
             return Ok(());
         }
-        match tokio::time::timeout(FIRST_READ_LIMIT, self.read_source(name, false)).await {
-            Ok(r) => r,
-            Err(_) => Err(StateError::Source(SourceError::NotRead {
+        let e = match tokio::time::timeout(FIRST_READ_LIMIT, self.read_source(name, false)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(StateError::Source(e))) => e,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => SourceError::NotRead {
                 name: name.to_owned(),
                 reason: format!(
                     "no answer within {}",
                     humantime::format_duration(FIRST_READ_LIMIT)
                 ),
-            })),
-        }
+            },
+        };
+        // A value that was read once and has gone stale says so, with the
+        // read that just failed as the reason.
+        let age = ob.with_entry(name, |e| e.map(|e| e.read_at.elapsed()));
+        Err(StateError::Source(match age {
+            Some(age) if !e.is_refusal() => SourceError::Stale {
+                name: name.to_owned(),
+                age,
+                max_stale: ob.config().max_stale,
+                last: Box::new(e),
+            },
+            _ => e,
+        }))
     }
 
     fn usable(&self, ob: &OpenBao, name: &str) -> bool {
