@@ -71,6 +71,14 @@ enum Mode {
         count: usize,
         #[arg(long)]
         origin: String,
+        /// Add credentials whose value lives in OpenBao at PATH#FIELD
+        /// (all the same secret) instead of random local values.
+        #[arg(long, value_name = "PATH#FIELD")]
+        from_openbao: Option<String>,
+        /// The vault passphrase that `--from-openbao` needs, from this
+        /// environment variable (the bench's passphrase is public).
+        #[arg(long, value_name = "VAR", default_value = "BENCH_PASSPHRASE")]
+        passphrase_env: String,
     },
 }
 
@@ -102,7 +110,15 @@ fn main() {
             socket,
             count,
             origin,
-        } => fill(socket, count, &origin),
+            from_openbao,
+            passphrase_env,
+        } => fill(
+            socket,
+            count,
+            &origin,
+            from_openbao.as_deref(),
+            &passphrase_env,
+        ),
     }
 }
 
@@ -277,21 +293,42 @@ fn direct(url: String, header: String, cacert: Option<PathBuf>, concurrency: usi
     });
 }
 
-fn fill(socket: PathBuf, count: usize, origin: &str) {
+fn fill(socket: PathBuf, count: usize, origin: &str, from_openbao: Option<&str>, pass_env: &str) {
     let mut c = Client::connect(&socket).expect("connect");
     let start = Instant::now();
+    let source = from_openbao.map(|s| {
+        let (path, field) = s.rsplit_once('#').expect("PATH#FIELD");
+        proto::Source::OpenBao {
+            path: path.to_owned(),
+            field: field.to_owned(),
+        }
+    });
     for i in 0..count {
-        let value = format!("bench-token-{i:08}-0123456789abcdef0123456789abcdef");
-        let req = Request::Add {
-            name: format!("bench-{i:05}"),
-            spec: CredentialSpec {
-                injection: Some(Injection::Header {
-                    name: "Access-Token".into(),
-                }),
-                origins: vec![origin.to_owned()],
-                ..CredentialSpec::default()
+        let spec = CredentialSpec {
+            injection: Some(Injection::Header {
+                name: "Access-Token".into(),
+            }),
+            origins: vec![origin.to_owned()],
+            source: source.clone(),
+            ..CredentialSpec::default()
+        };
+        let req = match &source {
+            Some(_) => Request::AddSourced {
+                name: format!("bao-{i:05}"),
+                spec,
+                passphrase: Secret::new(
+                    std::env::var(pass_env)
+                        .expect("passphrase variable")
+                        .into_bytes(),
+                ),
             },
-            value: Secret::new(value.into_bytes()),
+            None => Request::Add {
+                name: format!("bench-{i:05}"),
+                spec,
+                value: Secret::new(
+                    format!("bench-token-{i:08}-0123456789abcdef0123456789abcdef").into_bytes(),
+                ),
+            },
         };
         c.call(&req).expect("add");
     }

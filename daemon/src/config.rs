@@ -60,6 +60,10 @@ pub enum ValueError {
     /// The address itself is not repeated: it could carry a password.
     #[error("each node is http(s)://host[:port], with no user, path or query")]
     Addr,
+    #[error(
+        "a node off loopback must be https:// (the secret_id and the client token cross the connection)"
+    )]
+    PlainAddr,
     #[error("unknown auth {value:?}: use \"approle\" or \"token\"")]
     Auth { value: String },
     #[error("a mount path or namespace: letters, digits, - _ . and / between parts")]
@@ -291,6 +295,16 @@ fn openbao(raw: RawOpenBao) -> Result<OpenBaoConfig, ParseError> {
     for a in &raw.addrs {
         let u = url::Url::parse(a).map_err(|_| value("openbao.addrs")(ValueError::Addr))?;
         let plain = u.scheme() == "http" || u.scheme() == "https";
+        // The secret_id and token cross this connection: TLS, unless the
+        // node is on this machine's loopback.
+        let loopback = match u.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            _ => false,
+        };
+        if u.scheme() == "http" && !loopback {
+            return Err(value("openbao.addrs")(ValueError::PlainAddr));
+        }
         if !plain
             || u.host().is_none()
             || !u.username().is_empty()
@@ -491,6 +505,62 @@ mod tests {
         assert_eq!(c.max_body, 1 << 20);
         assert_eq!(c.request_timeout, Duration::from_secs(120));
         assert_eq!(c.allow_uids, vec![1001]);
+    }
+
+    #[test]
+    fn openbao_table_defaults_and_refusals() {
+        let c = Config::parse("[openbao]\naddrs = [\"https://bao.example.org:8200\"]\n")
+            .unwrap()
+            .openbao
+            .unwrap();
+        assert_eq!(c.kv_mount, "secret");
+        assert_eq!(c.approle_mount, "approle");
+        assert_eq!(c.auth, OpenBaoAuth::AppRole);
+        assert_eq!(c.refresh, DEFAULT_OPENBAO_REFRESH);
+        assert_eq!(c.max_stale, DEFAULT_OPENBAO_MAX_STALE);
+        assert!(Config::parse("").unwrap().openbao.is_none());
+        let ok = Config::parse(
+            "[openbao]\naddrs = [\"http://127.0.0.1:8200\", \"https://[::1]:8200\"]\nauth = \"token\"\nkv_mount = \"team/kv\"\nrefresh = \"30s\"\nmax_stale = \"2h\"\n",
+        )
+        .unwrap()
+        .openbao
+        .unwrap();
+        assert_eq!(ok.addrs.len(), 2);
+        assert_eq!(ok.auth, OpenBaoAuth::Token);
+        assert_eq!(ok.refresh, Duration::from_secs(30));
+        for (bad, says) in [
+            ("[openbao]\n", "at least one node"),
+            ("[openbao]\naddrs = []\n", "at least one node"),
+            (
+                "[openbao]\naddrs = [\"http://bao.example.org:8200\"]\n",
+                "must be https",
+            ),
+            (
+                "[openbao]\naddrs = [\"https://u:s3cret@bao.example.org\"]\n",
+                "no user",
+            ),
+            ("[openbao]\naddrs = [\"https://b/v1\"]\n", "no user, path"),
+            (
+                "[openbao]\naddrs = [\"https://b\"]\nauth = \"userpass\"\n",
+                "unknown auth",
+            ),
+            (
+                "[openbao]\naddrs = [\"https://b\"]\nkv_mount = \"../sys\"\n",
+                "kv_mount",
+            ),
+            (
+                "[openbao]\naddrs = [\"https://b\"]\nrefresh = \"0\"\n",
+                "more than 0",
+            ),
+            (
+                "[openbao]\naddrs = [\"https://b\"]\nrole_id = \"x\"\n",
+                "role_id",
+            ),
+        ] {
+            let e = Config::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+            assert!(!e.contains("s3cret"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod error;
 pub mod explain;
 pub mod http;
 pub mod listener;
-mod listener_layer;
+pub mod listener_layer;
 pub mod policy;
 pub mod prepare;
 pub mod redact;

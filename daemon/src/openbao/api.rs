@@ -61,11 +61,18 @@ struct Answer {
 }
 
 impl Api {
-    pub fn new(cfg: &OpenBaoConfig) -> Result<Api, SourceError> {
+    /// `listener_uids`: as for upstreams, a plain-http node on loopback
+    /// must be served by vaultd's uid, root or one of these, or the
+    /// connection is dropped before the secret_id or token is written.
+    pub fn new(cfg: &OpenBaoConfig, listener_uids: &[u32]) -> Result<Api, SourceError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .tls_info(true)
+            .connector_layer(crate::job::listener_layer::CheckListenerLayer::new(
+                listener_uids,
+            ))
             .pool_max_idle_per_host(0)
             .connect_timeout(Duration::from_secs(5))
             .timeout(CALL_TIMEOUT);

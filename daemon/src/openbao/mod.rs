@@ -91,9 +91,9 @@ struct Shown {
 }
 
 impl OpenBao {
-    pub fn new(cfg: &OpenBaoConfig) -> Result<OpenBao, SourceError> {
+    pub fn new(cfg: &OpenBaoConfig, listener_uids: &[u32]) -> Result<OpenBao, SourceError> {
         Ok(OpenBao {
-            api: api::Api::new(cfg)?,
+            api: api::Api::new(cfg, listener_uids)?,
             session: tokio::sync::Mutex::new(None),
             shown: Mutex::new(Shown::default()),
             cache: Mutex::new(HashMap::new()),

@@ -130,7 +130,7 @@ impl State {
         let openbao = config
             .openbao
             .as_ref()
-            .map(crate::openbao::OpenBao::new)
+            .map(|o| crate::openbao::OpenBao::new(o, &config.loopback_listener_uids))
             .transpose()
             .map_err(StartError::OpenBao)?;
         Ok(State {
