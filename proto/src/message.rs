@@ -116,6 +116,17 @@ pub enum Request {
         spec: CredentialSpec,
         passphrase: Secret,
     },
+    /// Many credentials at once (`vaultctl import`): every entry is checked
+    /// as `Add` checks one, then all are stored in one durable save, or none
+    /// is. One save instead of one per entry is what makes 10,000 entries
+    /// take seconds. The whole import is one frame, so [`crate::MAX_FRAME`]
+    /// bounds it (tens of thousands of real tokens fit).
+    Import {
+        entries: Vec<ImportEntry>,
+        /// Replace credentials of the same name; without it an existing
+        /// name refuses the whole import.
+        replace: bool,
+    },
 }
 
 /// OpenBao login material (`vaultctl openbao login`).
@@ -125,6 +136,18 @@ pub enum OpenBaoLogin {
     AppRole { role_id: String, secret_id: Secret },
     /// A client token made by the admin.
     Token(Secret),
+}
+
+/// One credential of a [`Request::Import`].
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ImportEntry {
+    pub name: String,
+    pub spec: CredentialSpec,
+    pub value: Secret,
+    /// Where the entry came from, e.g. `line 12 (MICROREACT_TOKEN)`: the
+    /// daemon names it when it refuses the import, so the user finds the
+    /// bad line. Never the value.
+    pub source: String,
 }
 
 impl Request {
@@ -143,7 +166,8 @@ impl Request {
             | Request::AddKeyfile { .. }
             | Request::RemoveKeyfile { .. }
             | Request::OpenBaoLogin(_)
-            | Request::AddSourced { .. } => true,
+            | Request::AddSourced { .. }
+            | Request::Import { .. } => true,
             Request::Status
             | Request::Lock
             | Request::Remove { .. }

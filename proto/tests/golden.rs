@@ -234,6 +234,18 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 ..spec()
             }),
         ),
+        (
+            "import",
+            e(&Request::Import {
+                entries: vec![ImportEntry {
+                    name: "m".into(),
+                    spec: spec(),
+                    value: s(b"t"),
+                    source: "line 1".into(),
+                }],
+                replace: true,
+            }),
+        ),
     ]
 }
 
@@ -352,6 +364,10 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "openbao_spec",
         "01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f6170690100067465616d2f6d05746f6b656e",
+    ),
+    (
+        "import",
+        "1801016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069000174066c696e65203101",
     ),
 ];
 
