@@ -2,7 +2,11 @@
 //! [`Response`]. Jobs run on the connection itself ([`crate::job::stream`]),
 //! since their bodies and replies flow in chunks.
 
-use proto::{CredentialSpec, JobRequest, Request, Response, Secret, StatusInfo, VaultState};
+use std::collections::HashMap;
+
+use proto::{
+    CredentialSpec, ImportEntry, JobRequest, Request, Response, Secret, StatusInfo, VaultState,
+};
 
 use crate::error::{Error, RequestError};
 
@@ -12,6 +16,7 @@ use crate::job::stream;
 use crate::peer::Peer;
 use crate::secure::Shielded;
 use crate::state::{State, Unlocker, check_passphrase_shape, no_such};
+use crate::text::clip;
 use crate::vault::store::{StoredCredential, StoredLogin, now_secs, validate_name};
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -46,6 +51,7 @@ fn owner_only(req: &Request) -> Option<&'static str> {
         Request::RemoveKeyfile { .. } => "keyfile remove",
         Request::OpenBaoLogin(_) => "openbao login",
         Request::Refresh { .. } => "refresh",
+        Request::Import { .. } => "import",
     })
 }
 
@@ -140,6 +146,7 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
             spec,
             passphrase,
         } => add_sourced(state, name, spec, passphrase).await,
+        Request::Import { entries, replace } => import(state, entries, replace).await,
     };
     result.unwrap_or_else(|e| Response::Error(e.into()))
 }
@@ -308,10 +315,41 @@ async fn add_keyfile(state: &State, passphrase: Secret, key: Secret) -> Result<R
 async fn add(
     state: &State,
     name: String,
-    mut spec: CredentialSpec,
+    spec: CredentialSpec,
     value: Secret,
 ) -> Result<Response, Error> {
-    validate_name(&name).map_err(crate::state::StateError::from)?;
+    let (cred, sourced) = checked_credential(state, &name, spec, value)?;
+    let log_name = name.clone();
+    state
+        .mutate(move |contents, _, _| -> Result<(), Error> {
+            if contents.credentials.contains_key(&name) {
+                return Err(Error::from(crate::state::StateError::AlreadyExists {
+                    name,
+                }));
+            }
+            contents.credentials.insert(name, cred);
+            Ok(())
+        })
+        .await?;
+    tracing::info!("credential {log_name:?} added");
+    if sourced {
+        state.kick_sources();
+    }
+    Ok(Response::Done)
+}
+
+/// A new credential as `add` and `import` both require it: a plain name,
+/// an injection (header name, signing parameters), a spec that compiles to
+/// a policy, and a value the injection can use (or, for an OpenBao source,
+/// none). One function, so an import can never store what `add` would
+/// refuse. Also says whether the value comes from a source.
+fn checked_credential(
+    state: &State,
+    name: &str,
+    mut spec: CredentialSpec,
+    value: Secret,
+) -> Result<(StoredCredential, bool), Error> {
+    validate_name(name).map_err(crate::state::StateError::from)?;
     let Some(injection) = spec.injection.take() else {
         return Err(bad(
             "choose how the token is sent: --preset, --header, --bearer or --sign",
@@ -339,32 +377,86 @@ async fn add(
         None => checked_value(spec.injection.as_ref(), value)?,
     };
     let sourced = spec.source.is_some();
-    let spec = normalize_spec(spec);
-    let log_name = name.clone();
+    let cred = StoredCredential {
+        spec: normalize_spec(spec).into(),
+        value,
+        created: now_secs(),
+        last_used: None,
+        use_count: 0,
+    };
+    Ok((cred, sourced))
+}
+
+/// `vaultctl import`: every entry checked as `add` checks one, then one
+/// save for all of them (a save per entry is what made 10,000 `add`s take
+/// minutes). The first bad entry refuses the whole import, named by the
+/// client's `source` label (its line), never by its value. An OpenBao
+/// source is refused: binding one needs the passphrase (`AddSourced`).
+async fn import(
+    state: &State,
+    entries: Vec<ImportEntry>,
+    replace: bool,
+) -> Result<Response, Error> {
+    if entries.is_empty() {
+        return Err(bad("nothing to import"));
+    }
+    let mut checked: Vec<(String, String, StoredCredential)> = Vec::with_capacity(entries.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+    for ImportEntry {
+        name,
+        spec,
+        value,
+        source,
+    } in entries
+    {
+        let entry = clip(&source);
+        let in_entry = |e: Error| Error::Import {
+            entry: entry.clone(),
+            inner: Box::new(e),
+        };
+        if spec.source.is_some() {
+            return Err(in_entry(bad(
+                "a credential whose value lives in OpenBao is added with `vaultctl add --from-openbao` (it needs the passphrase), not imported",
+            )));
+        }
+        let (cred, _) = checked_credential(state, &name, spec, value).map_err(in_entry)?;
+        if let Some(&first) = seen.get(&name) {
+            return Err(in_entry(bad(format!(
+                "credential {name:?} is also imported by {}",
+                checked[first].1
+            ))));
+        }
+        seen.insert(name.clone(), checked.len());
+        checked.push((name, entry, cred));
+    }
+    let count = checked.len();
+    let mut replaced = 0;
     state
-        .mutate(move |contents, _, _| -> Result<(), Error> {
-            if contents.credentials.contains_key(&name) {
-                return Err(Error::from(crate::state::StateError::AlreadyExists {
-                    name,
-                }));
+        .mutate(|contents, _, _| -> Result<(), Error> {
+            for (name, entry, _) in &checked {
+                if contents.credentials.contains_key(name) {
+                    if !replace {
+                        return Err(Error::Import {
+                            entry: entry.clone(),
+                            inner: Box::new(bad(format!(
+                                "a credential named {name:?} already exists (pass --replace to replace it)"
+                            ))),
+                        });
+                    }
+                    replaced += 1;
+                }
             }
-            contents.credentials.insert(
-                name,
-                StoredCredential {
-                    spec: spec.into(),
-                    value,
-                    created: now_secs(),
-                    last_used: None,
-                    use_count: 0,
-                },
-            );
+            for (name, _, cred) in checked {
+                contents.credentials.insert(name, cred);
+            }
             Ok(())
         })
         .await?;
-    tracing::info!("credential {log_name:?} added");
-    if sourced {
-        state.kick_sources();
+    if replaced > 0 {
+        // Replaced values may sit in pooled connections' buffers: drop them.
+        state.http.reset();
     }
+    tracing::info!("{count} credentials imported in one save ({replaced} replaced)");
     Ok(Response::Done)
 }
 

@@ -31,6 +31,11 @@ pub enum Error {
     State(#[from] StateError),
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// One entry of an import refused the whole import. `entry` is the
+    /// client's label for it (its line), so the user finds it; the code is
+    /// the inner error's.
+    #[error("{entry}: {inner}; nothing was imported")]
+    Import { entry: String, inner: Box<Error> },
 }
 
 /// What is wrong with a request as such, before any layer below looks at
@@ -73,6 +78,7 @@ impl Error {
             Error::Sign(e) => sign_code(e),
             Error::Job(e) => job_code(e),
             Error::State(e) => state_code(e),
+            Error::Import { inner, .. } => inner.code(),
             Error::Request(e) => match e {
                 RequestError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
                 RequestError::ForeignUid { .. } => ErrorCode::PermissionDenied,
