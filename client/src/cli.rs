@@ -139,6 +139,70 @@ pub enum Command {
         after_help = "The copy is the vault file itself, still encrypted: restore it by stopping\nvaultd, copying it to the vault path and unlocking with the passphrase that\nwas valid when the backup was made (see docs/backup.md).\n\nExample:\n  vaultctl backup ~/vault-$(date +%F).bak"
     )]
     Backup { file: PathBuf },
+    /// Store many tokens at once from a dotenv, netrc or TOML/JSON manifest
+    /// file, in one save: all are added or none. Prints which lines of FILE
+    /// still hold the tokens; it never edits FILE.
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+}
+
+const IMPORT_HELP: &str = "\
+Formats (detected, or named with --format):
+  dotenv    KEY=value lines (`export`, quotes, # comments). Only keys named by
+            --map are imported: KEY=NAME:PRESET, or KEY=NAME with --header or
+            --bearer and --origin. Other keys are listed as skipped.
+  netrc     machine HOST login L password P. Each password becomes credential
+            HOST (or --map HOST=NAME) bound to https://HOST; choose --bearer or
+            --header NAME.
+  manifest  TOML [[credential]] tables or JSON {\"credential\": [...]}, fields:
+            name, value or value_env, preset | header | bearer, origins,
+            methods, path_prefixes, allow_insecure_http.
+
+Examples:
+  vaultctl import .env --map MICROREACT_TOKEN=microreact:microreact --dry-run
+  vaultctl import ~/.netrc --bearer --map api.example.org=example
+  vaultctl import tokens.toml --replace";
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// KEY=value lines.
+    Dotenv,
+    /// machine HOST login L password P.
+    Netrc,
+    /// TOML or JSON, one entry per credential.
+    Manifest,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The file to read, or `-` for stdin.
+    pub file: PathBuf,
+    /// The file's format [default: detected from its name and content].
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// dotenv: KEY=NAME:PRESET or KEY=NAME; netrc: HOST=NAME. Repeatable.
+    #[arg(long = "map", value_name = "KEY=NAME[:PRESET]")]
+    pub maps: Vec<String>,
+    /// Send each token as `Authorization: Bearer <token>` (netrc, and
+    /// dotenv keys mapped without a preset).
+    #[arg(long, conflicts_with = "header")]
+    pub bearer: bool,
+    /// Send each token in this header (netrc, and dotenv keys mapped
+    /// without a preset).
+    #[arg(long, value_name = "NAME")]
+    pub header: Option<String>,
+    /// An origin for dotenv keys mapped without a preset (replaces a
+    /// preset's origin); repeatable.
+    #[arg(long = "origin", value_name = "ORIGIN")]
+    pub origins: Vec<String>,
+    /// Print what would be added (names, injection, origins; never a
+    /// value) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace credentials that already exist; without it an existing name
+    /// refuses the whole import.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +257,24 @@ pub enum Preset {
     Microreact,
     /// Bearer token, origin https://go-api.accessprotocol.co
     AccessProtocol,
+}
+
+impl Preset {
+    /// How the token is sent and where to, as DESIGN.md defines each
+    /// preset; one table for `add` and `import`.
+    pub fn injection_and_origin(self) -> (proto::Injection, &'static str) {
+        match self {
+            Preset::Microreact => (
+                proto::Injection::Header {
+                    name: "Access-Token".into(),
+                },
+                "https://microreact.org",
+            ),
+            Preset::AccessProtocol => {
+                (proto::Injection::Bearer, "https://go-api.accessprotocol.co")
+            }
+        }
+    }
 }
 
 /// RFC 9421 signature algorithms (`--sign`).

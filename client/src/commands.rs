@@ -13,8 +13,7 @@ use serde_json::json;
 use vaultctl::{Client, socket_path};
 
 use crate::cli::{
-    AddArgs, Cli, Command, ExplainArgs, KeyfileCommand, OpenbaoCommand, Preset, RequestArgs,
-    SignAlg,
+    AddArgs, Cli, Command, ExplainArgs, KeyfileCommand, OpenbaoCommand, RequestArgs, SignAlg,
 };
 use crate::exit::{Failure, HTTP_ERROR};
 use crate::progress;
@@ -144,6 +143,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             command: OpenbaoCommand::Status { json },
         } => openbao_status(connect()?, json),
         Command::Refresh { name } => done(connect()?, Request::Refresh { name }, ""),
+        Command::Import(args) => crate::import::run(args, connect_secret),
     }
 }
 
@@ -309,14 +309,9 @@ fn add(mut client: Client, a: AddArgs) -> Result<u8, Failure> {
         return add_signing(client, alg, a);
     }
     let (injection, preset_origin) = match (a.preset, a.header, a.bearer) {
-        (Some(Preset::Microreact), _, _) => (
-            Injection::Header {
-                name: "Access-Token".into(),
-            },
-            Some("https://microreact.org"),
-        ),
-        (Some(Preset::AccessProtocol), _, _) => {
-            (Injection::Bearer, Some("https://go-api.accessprotocol.co"))
+        (Some(p), _, _) => {
+            let (injection, origin) = p.injection_and_origin();
+            (injection, Some(origin))
         }
         (None, Some(name), _) => (Injection::Header { name }, None),
         (None, None, true) => (Injection::Bearer, None),
@@ -423,7 +418,7 @@ fn add_sourced(
     Ok(0)
 }
 
-fn injection_text(i: &Option<Injection>) -> String {
+pub(crate) fn injection_text(i: &Option<Injection>) -> String {
     match i {
         Some(Injection::Header { name }) => format!("header {name}"),
         Some(Injection::Bearer) => "bearer".into(),

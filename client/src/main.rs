@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod import;
 mod progress;
 mod secret_input;
 
