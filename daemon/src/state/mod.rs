@@ -336,7 +336,11 @@ impl State {
                 };
                 tracing::warn!("saving the vault failed: {e}");
                 e
-            })
+            })?;
+        // One line per durable write: tests count saves by it (an import
+        // of any size is one).
+        tracing::debug!("vault saved ({} credentials)", contents.credentials.len());
+        Ok(())
     }
 
     /// Applies `change` to a copy of the contents (and optionally the key
