@@ -232,6 +232,17 @@ fn allow_uids_lets_a_listed_uid_use_credentials_and_nothing_more() {
         let out = d.ctl_via(&guest, &args, Some(b"guest-own-token\nnew-pass\n"));
         assert_ne!(out.code, 0, "{args:?} was accepted");
     }
+    let import = [
+        "import",
+        "-",
+        "--map",
+        "K=mine",
+        "--bearer",
+        "--origin",
+        "http://127.0.0.1:9",
+    ];
+    let out = d.ctl_via(&guest, &import, Some(b"K=guest-own-token\n"));
+    assert_ne!(out.code, 0, "import was accepted");
     // Nothing changed: still unlocked, one credential, the owner's token.
     let v: serde_json::Value =
         serde_json::from_slice(&d.ctl_via(&owner, &["status", "--json"], None).ok().stdout)
