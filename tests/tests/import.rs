@@ -75,7 +75,10 @@ fn dotenv_end_to_end() {
         text.contains(&format!("{shown}:4: AP_TOKEN -> credential ap")),
         "{text}"
     );
-    assert!(text.contains("UNUSED (line 5)") && text.contains("DEBUG (line 6)"), "{text}");
+    assert!(
+        text.contains("UNUSED (line 5)") && text.contains("DEBUG (line 6)"),
+        "{text}"
+    );
     assert!(text.contains(&format!("shred -u {shown}")), "{text}");
     // The file is never edited.
     assert!(std::fs::read_to_string(&env).unwrap().contains(&mr));
@@ -85,9 +88,13 @@ fn dotenv_end_to_end() {
     d.ctl(&["request", "ap", &up.url("/echo")]).ok();
     let reqs = up.requests();
     assert_eq!(reqs[0].header("access-token").as_deref(), Some(mr.as_str()));
-    assert_eq!(reqs[1].header("authorization"), Some(format!("Bearer {ap}")));
+    assert_eq!(
+        reqs[1].header("authorization"),
+        Some(format!("Bearer {ap}"))
+    );
     // Bound to the upstream's origin only.
-    d.ctl(&["request", "ap", "https://example.invalid/"]).code(5);
+    d.ctl(&["request", "ap", "https://example.invalid/"])
+        .code(5);
     d.assert_log_clean();
 }
 
@@ -129,7 +136,10 @@ fn netrc_end_to_end_binds_https_host() {
         )),
         "{text}"
     );
-    assert!(text.contains("nopass.example") && text.contains("default"), "{text}");
+    assert!(
+        text.contains("nopass.example") && text.contains("default"),
+        "{text}"
+    );
     let list = d.ctl(&["list", "--json"]).ok();
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(v[0]["origins"][0], format!("https://{host}"));
@@ -139,8 +149,14 @@ fn netrc_end_to_end_binds_https_host() {
         Some(token.as_str())
     );
     // No bearer/header choice: refused before anything is sent.
-    let out = d.ctl(&["import", netrc.to_str().unwrap(), "--replace"]).code(1);
-    assert!(out.stderr.contains("--bearer or --header"), "{}", out.stderr);
+    let out = d
+        .ctl(&["import", netrc.to_str().unwrap(), "--replace"])
+        .code(1);
+    assert!(
+        out.stderr.contains("--bearer or --header"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -160,8 +176,10 @@ fn manifest_toml_and_json_end_to_end() {
     let out = d.ctl(&["import", toml.to_str().unwrap()]).ok();
     assert_stdout_clean(&out);
     assert!(
-        out.text()
-            .contains(&format!("{}:7: value of entry 1 (t) -> credential t", toml.display())),
+        out.text().contains(&format!(
+            "{}:7: value of entry 1 (t) -> credential t",
+            toml.display()
+        )),
         "{}",
         out.text()
     );
@@ -188,7 +206,8 @@ fn manifest_toml_and_json_end_to_end() {
     assert_eq!(reqs[1].header("authorization"), Some(format!("Bearer {b}")));
     assert_eq!(reqs[2].header("access-token").as_deref(), Some(c.as_str()));
     // The manifest's narrowing holds.
-    d.ctl(&["request", "t", &up.url("/echo"), "-X", "POST"]).code(5);
+    d.ctl(&["request", "t", &up.url("/echo"), "-X", "POST"])
+        .code(5);
     d.ctl(&["request", "t", &up.url("/user")]).code(5);
 }
 
@@ -213,7 +232,10 @@ fn dry_run_prints_names_and_origins_never_values() {
     assert_stdout_clean(&out);
     let text = out.text();
     assert!(
-        text.contains(&format!("would add k: header Access-Token, origins {}", up.origin())),
+        text.contains(&format!(
+            "would add k: header Access-Token, origins {}",
+            up.origin()
+        )),
         "{text}"
     );
     assert!(names(&d).is_empty());
@@ -245,7 +267,11 @@ fn one_bad_line_adds_nothing_and_names_the_line() {
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let out = d.ctl(&a).code(1);
     assert!(out.stderr.contains("line 3 (BAD)"), "{}", out.stderr);
-    assert!(out.stderr.contains("nothing was imported"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("nothing was imported"),
+        "{}",
+        out.stderr
+    );
     assert!(names(&d).is_empty());
     // A bad name is refused the same way.
     let a = args("BAD=-bad");
@@ -258,7 +284,11 @@ fn one_bad_line_adds_nothing_and_names_the_line() {
     let a = args("BAD=bad");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let out = d.ctl(&a).code(1);
-    assert!(out.stderr.contains("line 2: unterminated single quote"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("line 2: unterminated single quote"),
+        "{}",
+        out.stderr
+    );
     assert!(names(&d).is_empty());
     d.assert_log_clean();
 }
@@ -268,7 +298,8 @@ fn existing_name_refused_unless_replace() {
     let up = Upstream::plain();
     let d = ready("");
     let (old, new, other) = (canary("old"), canary("new"), canary("other"));
-    d.add("svc", &old, &["--bearer", "--origin", &up.origin()]).ok();
+    d.add("svc", &old, &["--bearer", "--origin", &up.origin()])
+        .ok();
     let env = d.path(".env");
     std::fs::write(&env, format!("A={other}\nSVC={new}\n")).unwrap();
     let args = [
@@ -332,7 +363,11 @@ fn ten_thousand_entries_in_one_save() {
         "{}",
         out.text()
     );
-    assert_eq!(saves(&d) - before, 1, "one durable save for the whole import");
+    assert_eq!(
+        saves(&d) - before,
+        1,
+        "one durable save for the whole import"
+    );
     let status = d.ctl(&["status", "--json"]).ok();
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["credentials"], 10_000);
