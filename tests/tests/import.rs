@@ -197,6 +197,14 @@ fn manifest_toml_and_json_end_to_end() {
     let out = harness::daemon::run(&mut cmd, Some(json.as_bytes())).code(0);
     assert_stdout_clean(&out);
     assert_eq!(names(&d), ["e", "j", "t"]);
+    // JSON has no positions: the entry is named; value_env is in no file.
+    assert!(
+        out.text()
+            .contains("stdin: value of entry 1 (j) -> credential j"),
+        "{}",
+        out.text()
+    );
+    assert!(!out.text().contains("credential e"), "{}", out.text());
 
     d.ctl(&["request", "t", &up.url("/echo")]).ok();
     d.ctl(&["request", "j", &up.url("/echo")]).ok();

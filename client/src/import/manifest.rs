@@ -27,9 +27,11 @@ pub struct Entry {
     pub index: usize,
     pub name: String,
     pub value: Secret,
-    /// The line of `value` in the file; `None` for `value_env` (the file
-    /// holds no secret then) and for JSON (no positions).
+    /// The line of `value` in the file; `None` for `value_env` and for
+    /// JSON (serde_json gives no positions).
     pub value_line: Option<usize>,
+    /// Whether the file itself holds the value (`value`, not `value_env`).
+    pub in_file: bool,
     pub preset: Option<String>,
     pub header: Option<String>,
     pub bearer: bool,
@@ -149,6 +151,7 @@ fn entry<V>(
     open: impl FnOnce(V) -> (Secret, Option<usize>),
 ) -> Result<Entry, ParseError> {
     let place = || format!("entry {index} ({})", r.name);
+    let in_file = r.value.is_some();
     let (value, value_line) = match (r.value, &r.value_env) {
         (Some(v), None) => open(v),
         (None, Some(var)) => {
@@ -173,6 +176,7 @@ fn entry<V>(
         name: r.name,
         value,
         value_line,
+        in_file,
         preset: r.preset,
         header: r.header,
         bearer: r.bearer,

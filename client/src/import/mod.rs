@@ -52,8 +52,10 @@ struct Planned {
     entry: ImportEntry,
     /// What holds the value, as the file names it (`KEY`, `machine HOST`).
     key: String,
-    /// The value's line in the file; `None` when the file does not hold it.
+    /// The value's line in the file, when known.
     line: Option<usize>,
+    /// Whether the file holds the value (not so for a manifest's `value_env`).
+    in_file: bool,
 }
 
 /// What the file yields: the credentials, and what was left out (one
@@ -75,19 +77,19 @@ pub fn run(
     };
     let input = read_input(&a.file, stdin, &shown)?;
     let format = a.format.unwrap_or_else(|| detect(&a.file, &input));
-    let in_file = |e: String| Failure::usage(format!("{shown}: {e}"));
+    let file_err = |e: String| Failure::usage(format!("{shown}: {e}"));
     let plan = match format {
         ImportFormat::Dotenv => plan_dotenv(&a, &input, &shown),
         ImportFormat::Netrc => plan_netrc(&a, &input),
         ImportFormat::Manifest => plan_manifest(&a, &input),
     }
-    .map_err(in_file)?;
+    .map_err(file_err)?;
     let Plan { planned, skipped } = plan;
     for s in &skipped {
         println!("skipped {s}");
     }
     if planned.is_empty() {
-        return Err(in_file(match format {
+        return Err(file_err(match format {
             ImportFormat::Dotenv => {
                 "nothing to import: name the keys to import with --map KEY=NAME:PRESET".into()
             }
@@ -117,7 +119,7 @@ pub fn run(
     let mut report = Vec::with_capacity(planned.len());
     let mut entries = Vec::with_capacity(planned.len());
     for p in planned {
-        if p.line.is_some() {
+        if p.in_file {
             report.push(format!("{} -> credential {}", at(&p), p.entry.name));
         }
         entries.push(p.entry);
@@ -132,7 +134,7 @@ pub fn run(
     let size = proto::codec::encoded_len(&req)
         .map_err(|e| Failure::usage(format!("cannot encode the import: {e}")))?;
     if size > proto::MAX_FRAME {
-        return Err(in_file(format!(
+        return Err(file_err(format!(
             "the import is {} MiB, over the {} MiB one request may carry: split the file (each part is still all or nothing)",
             size >> 20,
             proto::MAX_FRAME >> 20
@@ -147,7 +149,7 @@ pub fn run(
     if report.is_empty() {
         return Ok(0);
     }
-    println!("These lines still hold the tokens in plain text:");
+    println!("These places in {shown} still hold the tokens in plain text:");
     for line in &report {
         println!("  {line}");
     }
@@ -157,7 +159,7 @@ pub fn run(
         );
     } else {
         println!(
-            "vaultctl never edits the file. Delete those lines with an editor, or remove the whole file: shred -u {}",
+            "vaultctl never edits the file. Delete them with an editor, or remove the whole file: shred -u {}",
             shell_quote(&shown)
         );
     }
@@ -342,6 +344,7 @@ fn plan_dotenv(a: &ImportArgs, input: &[u8], shown: &str) -> Result<Plan, String
             },
             key: f.key,
             line: Some(f.line),
+            in_file: true,
         });
     }
     if !unmapped.is_empty() {
@@ -387,6 +390,7 @@ fn plan_netrc(a: &ImportArgs, input: &[u8]) -> Result<Plan, String> {
                 },
                 key: format!("machine {} password", f.key),
                 line: Some(f.line),
+                in_file: true,
             }
         })
         .collect();
@@ -448,6 +452,7 @@ fn plan_manifest(a: &ImportArgs, input: &[u8]) -> Result<Plan, String> {
             },
             key: format!("value of {place}"),
             line: e.value_line,
+            in_file: e.in_file,
         });
     }
     Ok(Plan {
