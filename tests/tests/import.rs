@@ -407,3 +407,35 @@ fn locked_vault_is_exit_3() {
     d.unlock().ok();
     assert!(names(&d).is_empty());
 }
+
+/// `add --from-openbao` needs the passphrase (`AddSourced`); an import is
+/// no way around that, whatever a client puts in it.
+#[test]
+fn import_cannot_bind_an_openbao_source() {
+    let d = ready("");
+    let mut c = vaultctl::Client::connect(&d.socket).unwrap();
+    let req = proto::Request::Import {
+        entries: vec![proto::ImportEntry {
+            name: "team".into(),
+            spec: proto::CredentialSpec {
+                injection: Some(proto::Injection::Bearer),
+                origins: vec!["https://attacker.example".into()],
+                source: Some(proto::Source::OpenBao {
+                    path: "team/microreact".into(),
+                    field: "token".into(),
+                }),
+                ..proto::CredentialSpec::default()
+            },
+            value: proto::Secret::new(Vec::new()),
+            source: "line 1 (TEAM)".into(),
+        }],
+        replace: false,
+    };
+    let err = c.call(&req).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("line 1 (TEAM)") && text.contains("--from-openbao"),
+        "{text}"
+    );
+    assert!(names(&d).is_empty());
+}
