@@ -6,10 +6,12 @@
 //! anywhere but the configured nodes and the credential's origins.
 //!
 //! Every `#[ignore = "FINDING: ..."]` test is an attack that WORKS on the
-//! code it was written against (main at 5ccea56): it asserts the secret
+//! code it was written against (main at 34a7200): it asserts the secret
 //! never reached the script, and fails today. Run them with
 //! `cargo build --workspace --bins && TOKENVAULT_BAO=/work/.venv-bao/bin/bao
 //! cargo test -p tokenvault-tests --test redteam_openbao -- --include-ignored`.
+//! `#[ignore = "class: ..."]` tests document attacks SECURITY.md lists as
+//! not defended; they fail by design.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -126,7 +128,7 @@ fn squat_in_process(port: u16) -> Arc<Mutex<Vec<u8>>> {
 /// 503 so vaultd fails over to the real node and everything keeps
 /// working: nobody notices.
 #[test]
-#[ignore = "FINDING: a script of vaultd's uid squatting a down plain-http loopback node in `addrs` receives the AppRole role_id and secret_id in the login body (no peer-uid check, unlike jobs; nothing in SECURITY.md about OpenBao nodes)"]
+#[ignore = "class: a script of vaultd's uid squatting a down plain-http loopback node in `addrs` receives the AppRole role_id and secret_id; SECURITY.md (42a3061) lists it as not defended, give OpenBao TLS (fails by design)"]
 fn a_same_uid_squatter_on_a_down_openbao_node_gets_no_login_material() {
     if bao_or_skip("a_same_uid_squatter_on_a_down_openbao_node_gets_no_login_material").is_none() {
         return;
@@ -170,7 +172,7 @@ fn a_same_uid_squatter_on_a_down_openbao_node_gets_no_login_material() {
 /// again at node 0, so the STORED login goes to the script, with no
 /// `openbao login` by anyone.
 #[test]
-#[ignore = "FINDING: same squat after a restart of vaultd (which a same-uid script can cause): the first read after unlock sends the stored role_id and secret_id to the squatter"]
+#[ignore = "class (as above, but note): the script need not be there first; it kills vaultd and the first read after the next unlock sends the STORED role_id and secret_id to the squatter (fails by design)"]
 fn a_same_uid_squatter_after_a_restart_gets_no_stored_login() {
     if bao_or_skip("a_same_uid_squatter_after_a_restart_gets_no_stored_login").is_none() {
         return;
@@ -236,12 +238,11 @@ fn openbao_squatter_helper() {
     }
 }
 
-/// The same squat by ANOTHER local user. Jobs to plain-http loopback check
-/// the listening socket's uid (`loopback_listener_uids`, SECURITY.md); the
-/// OpenBao client is a separate reqwest client without that check. Beyond
-/// the brief's attacker (a different uid), kept because it is worse.
+/// The same squat by ANOTHER local user: plain-http loopback nodes get the
+/// upstreams' listener-uid check (42a3061), so the squatter gets nothing.
+/// Failed on 5ccea56 (the OpenBao client had no such check: any local user
+/// got the role_id and secret_id); kept end to end as the regression test.
 #[test]
-#[ignore = "FINDING: ANY local user squatting a down plain-http loopback node in `addrs` receives the AppRole role_id and secret_id: the OpenBao client skips the loopback listener-uid check that jobs have"]
 fn another_uids_squatter_on_a_down_openbao_node_gets_nothing() {
     let test = "another_uids_squatter_on_a_down_openbao_node_gets_nothing";
     if bao_or_skip(test).is_none() {
