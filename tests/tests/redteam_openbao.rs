@@ -731,3 +731,69 @@ fn token_auth_survives_lock_and_unlock() {
     let out = d.ctl(&["request", "shared", &up.url("/x")]);
     assert_eq!(out.code, 0, "after lock and unlock: {}", out.stderr);
 }
+
+static STORED_RACE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+fn store_race_handler(seen: &Seen) -> Vec<u8> {
+    let mut s = STORED_RACE.lock().unwrap();
+    let body = if seen.path.starts_with("/activity") {
+        let lines: Vec<String> = s
+            .iter()
+            .map(|t| {
+                format!(
+                    "{{\"authorization\":\"Bearer {}\"}}",
+                    String::from_utf8_lossy(t)
+                )
+            })
+            .collect();
+        format!("[{}]\n", lines.join(","))
+    } else {
+        "ok\n".to_owned()
+    };
+    s.push(seen.token.clone());
+    body.into_bytes()
+}
+
+/// As [`a_stored_echo_of_a_sourced_value_is_redacted_while_openbao_is_down`]
+/// with OpenBao up all along: the script only races the first read after
+/// the owner's unlock (its job needs no OpenBao call, the first read needs
+/// a login and a read).
+#[test]
+#[ignore = "FINDING: same as a_stored_echo_of_a_sourced_value_is_redacted_while_openbao_is_down, with OpenBao up: the script's job right after unlock beats the first read"]
+fn a_stored_echo_of_a_sourced_value_is_redacted_right_after_unlock() {
+    if bao_or_skip("a_stored_echo_of_a_sourced_value_is_redacted_right_after_unlock").is_none() {
+        return;
+    }
+    let bao = BaoDev::start();
+    let value = canary("stored-race");
+    bao.kv_put(PATH, "token", &value);
+    let (role_id, secret_id) = bao.approle_setup("tokenvault", POLICY);
+    watch_secret(&secret_id);
+    let addr = raw_upstream(store_race_handler);
+    let origin = format!("http://{addr}");
+    let d = Daemon::start(&config(&[bao.addr().to_owned()], ""));
+    admin_setup(&d, &role_id, &secret_id, &origin);
+    d.ctl(&["request", "shared", &format!("{origin}/api/thing")])
+        .ok();
+    d.add(
+        "mine",
+        "made-up-by-the-script",
+        &["--bearer", "--origin", &origin],
+    )
+    .ok();
+    let mut wins = Vec::new();
+    for attempt in 0..5 {
+        d.ctl(&["lock"]).ok();
+        d.unlock();
+        let (code, stdout, stderr) = run(&d, &["request", "mine", &format!("{origin}/activity")]);
+        let out = [stdout, stderr].concat();
+        if !found(&out, &[("value", &value)]).is_empty() {
+            wins.push((attempt, code, String::from_utf8_lossy(&out).into_owned()));
+            break;
+        }
+    }
+    assert!(
+        wins.is_empty(),
+        "the sourced value came back unredacted: {wins:?}"
+    );
+}
