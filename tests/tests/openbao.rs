@@ -582,3 +582,39 @@ fn a_script_cannot_bind_a_shared_value_to_its_own_server() {
     assert!(evil.requests().is_empty(), "the evil server was contacted");
     d.assert_log_clean();
 }
+
+/// A signing credential's key may live in OpenBao too: requests are signed
+/// with it, and it never travels.
+#[test]
+fn a_signing_key_from_openbao_signs_and_never_travels() {
+    if bao_or_skip("a_signing_key_from_openbao_signs_and_never_travels").is_none() {
+        return;
+    }
+    let bao = BaoDev::start();
+    let key = canary("hmac-key");
+    bao.kv_put("team/signing", "key", &key);
+    let up = Upstream::plain();
+    let d = daemon_for(&bao, &[bao.addr().to_owned()], "", &up);
+    d.ctl_in(
+        &[
+            "add",
+            "h",
+            "--sign",
+            "hmac-sha256",
+            "--keyid",
+            "k1",
+            "--origin",
+            &up.origin(),
+            "--from-openbao",
+            "team/signing#key",
+            "--passphrase-stdin",
+        ],
+        Some(format!("{}\n", harness::PASSPHRASE).as_bytes()),
+    )
+    .ok();
+    up.set_verify_key(harness::sigverify::VerifyKey::Hmac(key.as_bytes().to_vec()));
+    let out = d.ctl(&["request", "h", &up.url("/verify"), "-f"]).ok();
+    assert_eq!(out.text(), "verified: @method @target-uri");
+    assert!(!up.saw(&key), "the signing key travelled");
+    d.assert_log_clean();
+}

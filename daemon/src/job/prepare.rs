@@ -31,7 +31,10 @@ pub async fn prepare_job(
         .then(|| Audit::unchecked(&job.credential, &job.method, &job.url));
     // An OpenBao-sourced value not read yet is read now (bounded).
     let result = match state.source_ready(&job.credential).await {
-        Ok(()) => check_job(state, peer, job),
+        Ok(()) => {
+            state.neighbours_ready(&job.credential).await;
+            check_job(state, peer, job)
+        }
         Err(e) => Err(e.into()),
     };
     if let (Err(e), Some(audit)) = (&result, unchecked) {

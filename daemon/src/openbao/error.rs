@@ -65,6 +65,10 @@ pub enum SourceError {
     },
     #[error("the value of {name:?} has not been read from OpenBao yet ({reason})")]
     NotRead { name: String, reason: String },
+    #[error(
+        "refused: {name:?} is sent to the same host and its value has not been read from OpenBao, so vaultd could not redact it from the answer; retry when OpenBao answers (vaultctl refresh {name})"
+    )]
+    NeighbourUnknown { name: String },
     #[error("vaultd could not talk to OpenBao: {0}")]
     Client(String),
 }

@@ -26,8 +26,18 @@ pub mod error;
 pub use api::KvValue;
 pub use error::SourceError;
 
+/// Retired values kept per credential for redaction.
+const MAX_RETIRED: usize = 4;
+
 /// The client token of this unlock.
 struct Session {
+    /// The unlock it belongs to (see [`OpenBao::era`]): a session of an
+    /// earlier unlock is revoked, never used.
+    era: u64,
+    /// A token vaultd made by logging in (AppRole) is revoked when dropped;
+    /// a token the admin gave (`auth = "token"`) is the stored login
+    /// itself and must survive a lock.
+    revocable: bool,
     token: Shielded,
     /// Zero: it does not expire.
     ttl: Duration,
@@ -78,6 +88,10 @@ pub struct OpenBao {
     /// One read at a time per credential: a job waiting for a first read
     /// and the refresher share it.
     reading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Values this unlock read and then stopped using (an older version, or
+    /// one OpenBao withdrew): no longer sent, still redacted, since an
+    /// upstream may have stored them and may still accept them.
+    retired: Mutex<HashMap<String, Vec<Shielded>>>,
     /// Bumped by [`OpenBao::clear`]: a read that began before a `lock`
     /// must not fill the cache after it.
     era: AtomicU64,
@@ -99,6 +113,7 @@ impl OpenBao {
             cache: Mutex::new(HashMap::new()),
             first_errors: Mutex::new(HashMap::new()),
             reading: Mutex::new(HashMap::new()),
+            retired: Mutex::new(HashMap::new()),
             era: AtomicU64::new(0),
         })
     }
@@ -127,33 +142,40 @@ impl OpenBao {
     /// login`: the material is stored only if it works. The token it gave
     /// becomes this unlock's session.
     pub async fn try_login(&self, login: &StoredLogin) -> Result<(), SourceError> {
+        let era = self.era();
         let mut session = self.session.lock().await;
-        let old = session.take();
-        let new = self.login(login).await;
+        let new = self.login(login, era).await;
         self.show(
             new.as_ref().map(|_| ()).map_err(Clone::clone),
             new.as_ref().ok().and_then(Session::remaining),
         );
-        match new {
-            Ok(s) => {
-                *session = Some(s);
-                drop(session);
-                if let Some(old) = old {
-                    self.revoke_later(old);
-                }
-                Ok(())
+        if self.era() != era {
+            // Locked meanwhile: nothing of this login may stay.
+            let old = session.take();
+            drop(session);
+            for s in new.into_iter().chain(old) {
+                self.revoke_later(s);
             }
-            Err(e) => {
-                *session = old;
-                Err(e)
-            }
+            return Err(locked_meanwhile());
         }
+        let old = session.replace(new?);
+        drop(session);
+        if let Some(old) = old {
+            self.revoke_later(old);
+        }
+        Ok(())
     }
 
     /// A client token for the next call: the session's, renewed when due,
     /// or a new login.
     async fn token(&self, login: Option<&StoredLogin>) -> Result<Secret, SourceError> {
+        let era = self.era();
         let mut session = self.session.lock().await;
+        if session.as_ref().is_some_and(|s| s.era != era) {
+            if let Some(old) = session.take() {
+                self.revoke_later(old);
+            }
+        }
         if let Some(s) = session.as_mut() {
             if s.wants_renewal() {
                 let token = open(&s.token)?;
@@ -176,25 +198,36 @@ impl OpenBao {
                 }
             }
         }
-        if session.as_ref().is_some_and(|s| !s.expired()) {
+        if session.as_ref().is_some_and(|s| !s.expired()) && self.era() == era {
             let s = session.as_ref().ok_or(SourceError::NoLogin)?;
             self.show(Ok(()), s.remaining());
             return open(&s.token);
         }
         let login = login.ok_or(SourceError::NoLogin)?;
-        let result = self.login(login).await;
+        let result = self.login(login, era).await;
         self.show(
             result.as_ref().map(|_| ()).map_err(Clone::clone),
             result.as_ref().ok().and_then(Session::remaining),
         );
+        if self.era() != era {
+            let old = session.take();
+            drop(session);
+            for s in result.into_iter().chain(old) {
+                self.revoke_later(s);
+            }
+            return Err(locked_meanwhile());
+        }
         let s = result?;
         let token = open(&s.token)?;
-        *session = Some(s);
+        if let Some(old) = session.replace(s) {
+            self.revoke_later(old);
+        }
         Ok(token)
     }
 
-    async fn login(&self, login: &StoredLogin) -> Result<Session, SourceError> {
+    async fn login(&self, login: &StoredLogin, era: u64) -> Result<Session, SourceError> {
         let cfg = self.api.config();
+        let revocable = cfg.auth == OpenBaoAuth::AppRole;
         let (token, info) = match (cfg.auth, login) {
             (OpenBaoAuth::AppRole, StoredLogin::AppRole { role_id, secret_id }) => {
                 let info = self
@@ -226,6 +259,8 @@ impl OpenBao {
             }
         );
         Ok(Session {
+            era,
+            revocable,
             token,
             ttl: info.ttl,
             renewable: info.renewable,
@@ -305,8 +340,43 @@ impl OpenBao {
             return false;
         }
         lock(&self.first_errors).remove(name);
-        cache.insert(name.to_owned(), entry);
+        if let Some(old) = cache.insert(name.to_owned(), entry) {
+            if cache
+                .get(name)
+                .is_some_and(|new| new.version != old.version)
+            {
+                self.retire(name, old.value);
+            }
+        }
         true
+    }
+
+    /// Keeps a value no longer used for redaction (the last few per
+    /// credential).
+    fn retire(&self, name: &str, value: Shielded) {
+        let mut retired = lock(&self.retired);
+        let list = retired.entry(name.to_owned()).or_default();
+        list.push(value);
+        if list.len() > MAX_RETIRED {
+            list.remove(0);
+        }
+    }
+
+    /// The values of `name` that jobs must redact: the cached one, and
+    /// those retired this unlock. Empty when vaultd never read it.
+    pub fn known_values(&self, name: &str) -> Vec<Secret> {
+        let mut out: Vec<Secret> = lock(&self.retired)
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.open().ok())
+            .collect();
+        out.extend(
+            lock(&self.cache)
+                .get(name)
+                .and_then(|e| e.value.open().ok()),
+        );
+        out
     }
 
     /// Records a failed read: the entry keeps serving until `max_stale`.
@@ -317,8 +387,10 @@ impl OpenBao {
         }
         match cache.get_mut(name) {
             Some(_) if e.is_refusal() => {
-                // Dropped, not served until max_stale: see `is_refusal`.
-                cache.remove(name);
+                // Withdrawn, not served until max_stale: see `is_refusal`.
+                if let Some(old) = cache.remove(name) {
+                    self.retire(name, old.value);
+                }
                 lock(&self.first_errors).insert(name.to_owned(), (e, Instant::now() + retry));
             }
             Some(entry) => {
@@ -351,6 +423,7 @@ impl OpenBao {
     /// Forgets one credential's value (`remove`, or its source changed).
     pub fn forget(&self, name: &str) {
         lock(&self.cache).remove(name);
+        lock(&self.retired).remove(name);
         lock(&self.first_errors).remove(name);
         lock(&self.reading).remove(name);
     }
@@ -360,6 +433,7 @@ impl OpenBao {
     pub fn clear(&self) {
         self.era.fetch_add(1, Ordering::AcqRel);
         lock(&self.cache).clear();
+        lock(&self.retired).clear();
         lock(&self.first_errors).clear();
         lock(&self.reading).clear();
         *lock(&self.shown) = Shown::default();
@@ -374,6 +448,9 @@ impl OpenBao {
 
     /// Revokes a token we no longer use, without waiting for it.
     fn revoke_later(&self, old: Session) {
+        if !old.revocable {
+            return;
+        }
         let Ok(token) = open(&old.token) else {
             return;
         };
@@ -425,6 +502,10 @@ impl OpenBao {
     fn note_error(&self, e: &SourceError) {
         lock(&self.shown).last_error = Some(e.to_string());
     }
+}
+
+fn locked_meanwhile() -> SourceError {
+    SourceError::Client("the vault was locked while logging in to OpenBao".into())
 }
 
 fn open(s: &Shielded) -> Result<Secret, SourceError> {

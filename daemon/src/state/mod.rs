@@ -545,7 +545,7 @@ impl State {
             .get(name)
             .ok_or_else(|| no_such(name))?;
         let hosts = hosts_of(&cred.spec);
-        let mut neighbours = Vec::new();
+        let mut neighbours = self.retired_values(name);
         for (other, c) in &u.contents.credentials {
             let sends_value = !matches!(
                 c.spec.injection,
@@ -553,13 +553,59 @@ impl State {
             );
             if other != name && sends_value && hosts_of(&c.spec).iter().any(|h| hosts.contains(h)) {
                 if c.spec.source.is_some() {
-                    neighbours.extend(self.cached_value(other));
+                    // A value vaultd does not know cannot be redacted: the
+                    // job waits for it (`neighbours_ready`) or is refused.
+                    let values = self.known_values(other).ok_or_else(|| {
+                        StateError::Source(crate::openbao::SourceError::NeighbourUnknown {
+                            name: other.clone(),
+                        })
+                    })?;
+                    neighbours.extend(values);
                 } else {
                     neighbours.push(c.value.open().map_err(internal)?);
                 }
             }
         }
         Ok(neighbours)
+    }
+
+    /// The OpenBao-sourced credentials whose values `neighbours(name)`
+    /// will need, not cached yet.
+    fn uncached_neighbours(&self, name: &str) -> Vec<String> {
+        let guard = self.read();
+        let Some(u) = guard.as_ref() else {
+            return Vec::new();
+        };
+        let Some(cred) = u.contents.credentials.get(name) else {
+            return Vec::new();
+        };
+        let hosts = hosts_of(&cred.spec);
+        u.contents
+            .credentials
+            .iter()
+            .filter(|(other, c)| {
+                *other != name
+                    && c.spec.source.is_some()
+                    && !matches!(
+                        c.spec.injection,
+                        Some(crate::vault::spec::StoredInjection::Sign { .. }) | None
+                    )
+                    && self.known_values(other).is_none()
+                    && hosts_of(&c.spec).iter().any(|h| hosts.contains(h))
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Reads the values of OpenBao-sourced neighbours not cached yet, so
+    /// the job can redact them (see `neighbours`).
+    pub async fn neighbours_ready(&self, name: &str) {
+        if self.openbao.is_none() {
+            return;
+        }
+        for other in self.uncached_neighbours(name) {
+            let _ = self.source_ready(&other).await;
+        }
     }
 
     fn bump(&self) {

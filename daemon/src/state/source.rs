@@ -352,11 +352,33 @@ impl State {
         }
     }
 
-    /// The cached values of OpenBao-sourced credentials other than `name`
-    /// on one of `hosts` (see [`State::neighbours`]).
-    pub(super) fn cached_value(&self, name: &str) -> Option<Secret> {
+    /// What a job of another credential must redact of OpenBao-sourced
+    /// credential `name` (see [`State::neighbours`]): every value of it
+    /// read this unlock. `None` when vaultd does not know its value though
+    /// it may exist (never read, OpenBao unreachable): the job is refused.
+    /// A read OpenBao refused (no such secret, denied) leaves nothing to
+    /// redact.
+    pub(super) fn known_values(&self, name: &str) -> Option<Vec<Secret>> {
         let ob = self.openbao.as_ref()?;
-        ob.with_entry(name, |e| e.and_then(|e| e.value.open().ok()))
+        let values = ob.known_values(name);
+        if values.is_empty() && !ob.first_error(name).is_some_and(|e| e.is_refusal()) {
+            return None;
+        }
+        Some(values)
+    }
+
+    /// Older values of the job's own credential: an upstream may echo the
+    /// version it stored before the new one arrived.
+    pub(super) fn retired_values(&self, name: &str) -> Vec<Secret> {
+        let Some(ob) = &self.openbao else {
+            return Vec::new();
+        };
+        let mut all = ob.known_values(name);
+        // The last one is the current value, which the job redacts anyway.
+        if ob.with_entry(name, |e| e.is_some()) {
+            all.pop();
+        }
+        all
     }
 
     /// `vaultctl openbao login`: checks the material against the cluster,
