@@ -70,6 +70,18 @@ impl State {
         }))
     }
 
+    /// The credentials whose value lives in OpenBao.
+    fn sourced_names(&self) -> Result<Vec<String>, StateError> {
+        let guard = self.read();
+        let u = guard.as_ref().ok_or(StateError::Locked)?;
+        Ok(u.contents
+            .credentials
+            .iter()
+            .filter(|(_, c)| c.spec.openbao().is_some())
+            .map(|(n, _)| n.clone())
+            .collect())
+    }
+
     /// For a job: an OpenBao-sourced credential with no usable value yet is
     /// read now (the first use after unlock, or past `max_stale`); anything
     /// else returns at once.
@@ -183,17 +195,8 @@ impl State {
         let Some(ob) = &self.openbao else {
             return;
         };
-        let names: Vec<String> = {
-            let guard = self.read();
-            let Some(u) = guard.as_ref() else {
-                return;
-            };
-            u.contents
-                .credentials
-                .iter()
-                .filter(|(_, c)| c.spec.openbao().is_some())
-                .map(|(n, _)| n.clone())
-                .collect()
+        let Ok(names) = self.sourced_names() else {
+            return;
         };
         let now = Instant::now();
         for name in names {
@@ -209,7 +212,8 @@ impl State {
     /// `vaultctl refresh [NAME]`: reads now, waiting out a leader election
     /// for up to 20 s.
     pub async fn refresh(&self, name: Option<&str>) -> Result<usize, StateError> {
-        let ob = self.openbao()?;
+        // Not configured: say so before anything else.
+        self.openbao()?;
         let names: Vec<String> = match name {
             Some(n) => {
                 if self.plan(n)?.is_none() {
@@ -217,18 +221,8 @@ impl State {
                 }
                 vec![n.to_owned()]
             }
-            None => {
-                let guard = self.read();
-                let u = guard.as_ref().ok_or(StateError::Locked)?;
-                u.contents
-                    .credentials
-                    .iter()
-                    .filter(|(_, c)| c.spec.openbao().is_some())
-                    .map(|(n, _)| n.clone())
-                    .collect()
-            }
+            None => self.sourced_names()?,
         };
-        let _ = ob;
         let started = Instant::now();
         for n in &names {
             loop {
