@@ -127,6 +127,18 @@ pub enum Request {
         /// name refuses the whole import.
         replace: bool,
     },
+    /// Opens a scan session (`vaultctl scan`) on this connection: the
+    /// daemon answers [`Response::Done`] once it holds its matcher, then
+    /// takes [`Request::ScanFile`]s until an [`Request::End`]. One matcher
+    /// serves every file, so 10,000 small files cost one build.
+    Scan,
+    /// One file of a scan session: its contents follow as
+    /// [`Request::Chunk`]s ended by [`Request::End`], and the daemon
+    /// answers [`Response::ScanFindings`] (or an error for this file
+    /// alone). The daemon never learns the path: `id` is the client's.
+    ScanFile {
+        id: u64,
+    },
 }
 
 /// OpenBao login material (`vaultctl openbao login`).
@@ -181,7 +193,9 @@ impl Request {
             | Request::Explain(_)
             | Request::Backup
             | Request::OpenBaoStatus
-            | Request::Refresh { .. } => false,
+            | Request::Refresh { .. }
+            | Request::Scan
+            | Request::ScanFile { .. } => false,
         }
     }
 }
@@ -213,6 +227,9 @@ pub enum Response {
     },
     /// Answer to `OpenBaoStatus`.
     OpenBaoStatus(OpenBaoStatus),
+    /// Answer to one `ScanFile`: where stored values occur in it, never
+    /// a value or a matched byte.
+    ScanFindings(ScanReport),
 }
 
 /// The OpenBao connection as `vaultctl openbao status` shows it. Never a
@@ -415,4 +432,31 @@ pub struct Explanation {
     /// line per header. Descriptions name what the value is made of, never
     /// the value of a secret.
     pub adds: Vec<String>,
+}
+
+/// The findings in one scanned file (`Request::ScanFile`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// The `id` of the `ScanFile` this answers.
+    pub id: u64,
+    pub findings: Vec<ScanFinding>,
+}
+
+/// One copy of a stored value in a scanned file. The offset and length
+/// tell `scan --redact` which bytes to replace: they reveal where and how
+/// long an encoded copy is, which the client's own file already shows,
+/// and nothing of the value.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ScanFinding {
+    pub credential: String,
+    /// How the value is written there: `raw`, `base64`, `base64url`,
+    /// `percent`, `json-escape`, ... (see docs/json.md). A string, so a new
+    /// form is not a protocol change.
+    pub form: String,
+    /// 1-based line of the copy's first byte.
+    pub line: u64,
+    /// Byte offset of the copy's first byte in the file.
+    pub offset: u64,
+    /// Bytes the copy covers in the file, escapes included.
+    pub len: u64,
 }

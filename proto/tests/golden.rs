@@ -246,6 +246,21 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 replace: true,
             }),
         ),
+        ("scan", e(&Request::Scan)),
+        ("scan_file", e(&Request::ScanFile { id: 7 })),
+        (
+            "resp_scan_findings",
+            e(&Response::ScanFindings(ScanReport {
+                id: 7,
+                findings: vec![ScanFinding {
+                    credential: "m".into(),
+                    form: "raw".into(),
+                    line: 3,
+                    offset: 40,
+                    len: 36,
+                }],
+            })),
+        ),
     ]
 }
 
@@ -369,6 +384,9 @@ const GOLDEN: &[(&str, &str)] = &[
         "import",
         "1801016d01000c4163636573732d546f6b656e011668747470733a2f2f6d6963726f72656163742e6f7267000104504f535401042f617069000174066c696e65203101",
     ),
+    ("scan", "19"),
+    ("scan_file", "1a07"),
+    ("resp_scan_findings", "0c0701016d03726177032824"),
 ];
 
 #[test]
