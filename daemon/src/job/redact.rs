@@ -99,11 +99,16 @@ pub struct Redactor {
 struct Inner {
     /// Longest first, no duplicates, none empty.
     patterns: Vec<Zeroizing<Vec<u8>>>,
+    /// Which token and form each pattern is (same order as `patterns`):
+    /// the redactor ignores them, `vaultctl scan` reports them.
+    labels: Vec<Label>,
     /// All patterns, ASCII case-insensitive, standard (overlapping) semantics.
     matcher: AhoCorasick,
     /// The tokens themselves and their Unicode case variants, searched in
     /// the decoded views of a response (see [`super::unescape`]).
     plain: Vec<Zeroizing<Vec<u8>>>,
+    /// As `labels`, for `plain`.
+    plain_labels: Vec<Label>,
     /// Built on first use: most responses hold no escape worth a view.
     plain_matcher: std::sync::OnceLock<AhoCorasick>,
     /// Whether any token has a byte outside ASCII.
@@ -115,7 +120,92 @@ struct Inner {
 /// How many bytes of a response one decoded byte can come from at most
 /// (`&#x0002b;`, a surrogate pair `\ud83d\ude00` for four bytes, `\u00c3`
 /// for one byte of mojibake): bounds how much a streamed body holds back.
-const MAX_ESCAPE_LEN: usize = 12;
+pub(crate) const MAX_ESCAPE_LEN: usize = 12;
+
+/// Which encoding of a token a pattern is. `vaultctl scan` names it in a
+/// finding; the order is the preference when two forms are the same bytes
+/// (an alphanumeric token's percent form is the raw token: it is `raw`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Form {
+    Raw,
+    /// Unicode or locale case mapping (ASCII case is ignored anyway).
+    CaseChanged,
+    /// One byte per character below U+0100.
+    Latin1,
+    Base64,
+    Base64Url,
+    /// Standard base64 wrapped at 64 or 76 columns.
+    Base64Wrapped,
+    /// Base64 with `/` written `\/`.
+    Base64Json,
+    Base64Percent,
+    Percent,
+    /// A JSON string body as an encoder writes it.
+    Json,
+    /// Every character as `\uXXXX`.
+    JsonEscape,
+    Html,
+    Hex,
+    Utf16,
+}
+
+impl Form {
+    /// The stable name scan output and `--json` use (docs/json.md).
+    pub fn label(self) -> &'static str {
+        match self {
+            Form::Raw => "raw",
+            Form::CaseChanged => "case-changed",
+            Form::Latin1 => "latin1",
+            Form::Base64 => "base64",
+            Form::Base64Url => "base64url",
+            Form::Base64Wrapped => "base64-wrapped",
+            Form::Base64Json => "base64-json",
+            Form::Base64Percent => "base64-percent",
+            Form::Percent => "percent",
+            Form::Json => "json",
+            Form::JsonEscape => "json-escape",
+            Form::Html => "html",
+            Form::Hex => "hex",
+            Form::Utf16 => "utf16",
+        }
+    }
+}
+
+/// Which of the tokens given to [`Redactor::for_tokens`] (by index) a
+/// pattern comes from, and in which form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Label {
+    pub token: usize,
+    pub form: Form,
+}
+
+/// One occurrence of a pattern: `[start, end)` of the searched bytes.
+/// `escaped`: found in a decoded view ([`super::unescape`]), so the span
+/// covers the escapes as written.
+#[derive(Clone, Copy, Debug)]
+pub struct Found {
+    pub start: usize,
+    pub end: usize,
+    pub label: Label,
+    pub escaped: bool,
+}
+
+/// Lower-cases (matching ignores ASCII case), drops empties, sorts longest
+/// first and removes duplicates, keeping the lowest label of each.
+fn settle(mut v: Vec<(Zeroizing<Vec<u8>>, Label)>) -> (Vec<Zeroizing<Vec<u8>>>, Vec<Label>) {
+    for (p, _) in &mut v {
+        p.make_ascii_lowercase();
+    }
+    v.retain(|(p, _)| !p.is_empty());
+    v.sort_by(|a, b| {
+        b.0.len()
+            .cmp(&a.0.len())
+            .then_with(|| a.0.cmp(&b.0))
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    v.dedup_by(|a, b| a.0 == b.0);
+    v.into_iter().unzip()
+}
 
 /// A redactor that no job holds any more is gone; this only finds one that
 /// a running job still holds.
@@ -157,32 +247,33 @@ impl Redactor {
         // A header credential such as `Cookie: sid=SECRET` or
         // `Authorization: Token SECRET` is echoed by servers that parse it
         // as the value alone (`{"sid": "SECRET"}`): that part is a token too.
-        let mut all: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-        for t in tokens.iter().filter(|t| !t.is_empty()) {
-            all.push(copy(t));
-            all.extend(value_parts(t).into_iter().map(copy));
+        let mut all: Vec<(usize, Zeroizing<Vec<u8>>)> = Vec::new();
+        for (i, t) in tokens.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
+            all.push((i, copy(t)));
+            all.extend(value_parts(t).into_iter().map(|p| (i, copy(p))));
         }
-        let mut patterns: Vec<Zeroizing<Vec<u8>>> = all.iter().flat_map(|t| forms(t)).collect();
+        let labelled = |token: usize| move |(form, p)| (p, Label { token, form });
+        let mut patterns: Vec<(Zeroizing<Vec<u8>>, Label)> = all
+            .iter()
+            .flat_map(|(i, t)| forms(t).into_iter().map(labelled(*i)))
+            .collect();
         if patterns.is_empty() {
             return Redactor { inner: None };
         }
-        let mut plain: Vec<Zeroizing<Vec<u8>>> =
-            all.iter().flat_map(|t| case_variants(t)).collect();
+        let mut plain: Vec<(Zeroizing<Vec<u8>>, Label)> = all
+            .iter()
+            .flat_map(|(i, t)| case_variants(t).into_iter().map(labelled(*i)))
+            .collect();
         // Searched as they are too: most case-changed echoes hold no escape.
-        patterns.extend(plain.iter().map(|p| copy(p)));
+        patterns.extend(plain.iter().map(|(p, l)| (copy(p), *l)));
         // The base64 forms may come back partly escaped as well.
-        plain.extend(all.iter().flat_map(|t| b64_forms(t)));
-        for p in &mut plain {
-            p.make_ascii_lowercase();
-        }
-        plain.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        plain.dedup();
-        for p in &mut patterns {
-            p.make_ascii_lowercase();
-        }
-        patterns.retain(|p| !p.is_empty());
-        patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        patterns.dedup();
+        plain.extend(
+            all.iter()
+                .flat_map(|(i, t)| b64_forms(t).into_iter().map(labelled(*i))),
+        );
+        let non_ascii = all.iter().any(|(_, t)| !t.is_ascii());
+        let (plain, plain_labels) = settle(plain);
+        let (patterns, labels) = settle(patterns);
         // A contiguous NFA, never a DFA: for a 36-byte token it builds in
         // a third of the time (~0.2 ms, paid per job) with 1/20 of the
         // memory (15 KiB against 330 KiB) and searches about as fast; a
@@ -192,10 +283,12 @@ impl Redactor {
         Redactor {
             inner: Some(Arc::new(Inner {
                 patterns,
+                labels,
                 matcher,
-                non_ascii: all.iter().any(|t| !t.is_ascii()),
+                non_ascii,
                 needed: super::unescape::needed(&plain),
                 plain,
+                plain_labels,
                 plain_matcher: std::sync::OnceLock::new(),
             })),
         }
@@ -224,7 +317,7 @@ impl Redactor {
     /// bytes for each of its bytes), whichever is longer: how much of a
     /// streamed body may still
     /// be the start of an echo.
-    fn max_len(&self) -> usize {
+    pub(crate) fn max_len(&self) -> usize {
         let Some(inner) = &self.inner else {
             return 0;
         };
@@ -267,23 +360,15 @@ impl Redactor {
     /// as they are in the whole body.
     fn spans_in(&self, ctx: &[u8], data: &[u8]) -> Vec<(usize, usize)> {
         let mut merged: Vec<(usize, usize)> = Vec::new();
-        let Some(inner) = &self.inner else {
-            return merged;
-        };
-        // Patterns are sorted longest first: most header values are shorter
-        // than any encoding of the token and need no search at all.
-        let shortest = inner
-            .patterns
-            .last()
-            .map_or(0, |p| p.len())
-            .min(inner.plain.last().map_or(0, |p| p.len()));
-        if data.len() < shortest {
-            return merged;
-        }
-        // Occurrences arrive in order of their end; one that starts before
-        // the previous spans' ends swallows them.
-        for m in inner.matcher.find_overlapping_iter(data) {
-            let (mut s, mut e) = (m.start(), m.end());
+        let mut extra = Vec::new();
+        self.find_in(ctx, data, |f| {
+            if f.escaped {
+                extra.push((f.start, f.end));
+                return;
+            }
+            // Occurrences arrive in order of their end; one that starts
+            // before the previous spans' ends swallows them.
+            let (mut s, mut e) = (f.start, f.end);
             while let Some(&(ls, le)) = merged.last() {
                 if s > le {
                     break;
@@ -293,11 +378,44 @@ impl Redactor {
                 merged.pop();
             }
             merged.push((s, e));
+        });
+        if !extra.is_empty() {
+            merged.extend(extra);
+            merged.sort_unstable();
+            merge_sorted(&mut merged);
+        }
+        merged
+    }
+
+    /// Every occurrence of every pattern in `data` (which follows `ctx`,
+    /// as for [`Redactor::spans_in`]), with its label: the plain patterns
+    /// in order of their end, then those found in the decoded views. The
+    /// one search both the redactor and `vaultctl scan` run.
+    pub(crate) fn find_in(&self, ctx: &[u8], data: &[u8], mut each: impl FnMut(Found)) {
+        let Some(inner) = &self.inner else {
+            return;
+        };
+        // Patterns are sorted longest first: most header values are shorter
+        // than any encoding of the token and need no search at all.
+        let shortest = inner
+            .patterns
+            .last()
+            .map_or(0, |p| p.len())
+            .min(inner.plain.last().map_or(0, |p| p.len()));
+        if data.len() < shortest {
+            return;
+        }
+        for m in inner.matcher.find_overlapping_iter(data) {
+            each(Found {
+                start: m.start(),
+                end: m.end(),
+                label: inner.labels[m.pattern().as_usize()],
+                escaped: false,
+            });
         }
         // The token with any of its characters escaped, in any syntax mix:
         // searched in the decoded views, mapped back to the original bytes.
         let reach = self.max_len();
-        let mut extra = Vec::new();
         let views = super::unescape::views(inner.non_ascii, inner.needed);
         // The views without Latin-1 differ only in `=HH`: the first one's
         // windows (it has more) serve both, found in one pass.
@@ -330,16 +448,15 @@ impl Redactor {
                     if e <= lead.len() {
                         continue;
                     }
-                    extra.push((ws + s.saturating_sub(lead.len()), ws + e - lead.len()));
+                    each(Found {
+                        start: ws + s.saturating_sub(lead.len()),
+                        end: ws + e - lead.len(),
+                        label: inner.plain_labels[m.pattern().as_usize()],
+                        escaped: true,
+                    });
                 }
             }
         }
-        if !extra.is_empty() {
-            merged.extend(extra);
-            merged.sort_unstable();
-            merge_sorted(&mut merged);
-        }
-        merged
     }
 }
 
@@ -379,8 +496,8 @@ fn value_parts(token: &[u8]) -> Vec<&[u8]> {
 /// `ß` becomes `SS`), and Turkish-locale casing (`i` to `İ`, `I` to `ı`),
 /// which Java's `toUpperCase()` applies under a Turkish default locale.
 /// ASCII case is left to the matcher, which ignores it.
-fn case_variants(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut out = vec![copy(token)];
+fn case_variants(token: &[u8]) -> Vec<(Form, Zeroizing<Vec<u8>>)> {
+    let mut out = vec![(Form::Raw, copy(token))];
     let Ok(s) = std::str::from_utf8(token) else {
         return out;
     };
@@ -406,7 +523,7 @@ fn case_variants(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     ];
     for v in variants.iter() {
         if v.as_bytes() != token {
-            out.push(copy(v.as_bytes()));
+            out.push((Form::CaseChanged, copy(v.as_bytes())));
         }
     }
     // The token in Latin-1 (one byte per character), as JavaScript's
@@ -414,7 +531,7 @@ fn case_variants(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     if !s.is_ascii() && s.chars().all(|c| u32::from(c) < 0x100) {
         let mut v = Zeroizing::new(Vec::with_capacity(s.len()));
         v.extend(s.chars().map(|c| u32::from(c) as u8));
-        out.push(v);
+        out.push((Form::Latin1, v));
     }
     out
 }
@@ -638,17 +755,23 @@ fn percent(token: &[u8], set: &'static AsciiSet, plus_for_space: bool) -> Zeroiz
 
 /// Base64 of the token, standard and URL-safe, padded and not, and the
 /// offset-independent cores of each alphabet at the three alignments.
-fn b64_forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut b64s: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-        b64s.push(b64(engine, token));
+fn b64_forms(token: &[u8]) -> Vec<(Form, Zeroizing<Vec<u8>>)> {
+    let mut b64s: Vec<(Form, Zeroizing<Vec<u8>>)> = Vec::new();
+    for engine in [&STANDARD, &STANDARD_NO_PAD] {
+        b64s.push((Form::Base64, b64(engine, token)));
+    }
+    for engine in [&URL_SAFE, &URL_SAFE_NO_PAD] {
+        b64s.push((Form::Base64Url, b64(engine, token)));
     }
     if token.len() >= 12 {
-        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for (form, engine) in [
+            (Form::Base64, &STANDARD_NO_PAD),
+            (Form::Base64Url, &URL_SAFE_NO_PAD),
+        ] {
             for offset in 0..3 {
                 let core = b64_core(engine, token, offset);
                 if core.len() >= MIN_CORE {
-                    b64s.push(core);
+                    b64s.push((form, core));
                 }
             }
         }
@@ -656,33 +779,34 @@ fn b64_forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     b64s
 }
 
-/// Every form of the module documentation, not yet deduplicated.
-fn forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut out: Vec<Zeroizing<Vec<u8>>> = vec![copy(token)];
+/// Every form of the module documentation, not yet deduplicated, each
+/// with its [`Form`].
+fn forms(token: &[u8]) -> Vec<(Form, Zeroizing<Vec<u8>>)> {
+    let mut out: Vec<(Form, Zeroizing<Vec<u8>>)> = vec![(Form::Raw, copy(token))];
     // Base64 and its cores; each also as JSON (`\/`) and percent-encoded.
     let b64s = b64_forms(token);
-    for b in &b64s {
+    for (_, b) in &b64s {
         if b.contains(&b'/') {
-            out.push(replace_byte(b, b'/', b"\\/"));
+            out.push((Form::Base64Json, replace_byte(b, b'/', b"\\/")));
         }
         if b.iter().any(|c| !c.is_ascii_alphanumeric()) {
-            out.push(percent(b, UNRESERVED, false));
+            out.push((Form::Base64Percent, percent(b, UNRESERVED, false)));
         }
     }
     let standard = b64(&STANDARD, token);
     for width in [76, 64] {
         if standard.len() > width {
             for eol in [&b"\n"[..], b"\r\n"] {
-                out.push(wrap(&standard, width, eol));
+                out.push((Form::Base64Wrapped, wrap(&standard, width, eol)));
             }
         }
     }
     out.extend(b64s);
     for set in [NON_ALPHANUMERIC, STRICT_SLASH, UNRESERVED, UNRESERVED_SLASH] {
-        out.push(percent(token, set, false));
+        out.push((Form::Percent, percent(token, set, false)));
     }
-    out.push(percent(token, FORM, true));
-    out.push(hex(token));
+    out.push((Form::Percent, percent(token, FORM, true)));
+    out.push((Form::Hex, hex(token)));
     // Text forms work on characters: a token that is not UTF-8 is taken as
     // Latin-1 (each byte one character), as lenient decoders do.
     let chars: Zeroizing<Vec<char>> = Zeroizing::new(match std::str::from_utf8(token) {
@@ -692,18 +816,18 @@ fn forms(token: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     for slash in [false, true] {
         for ascii in [false, true] {
             for html_safe in [false, true] {
-                out.push(json(&chars, slash, ascii, html_safe));
+                out.push((Form::Json, json(&chars, slash, ascii, html_safe)));
             }
         }
     }
-    out.push(json_u_all(&chars));
+    out.push((Form::JsonEscape, json_u_all(&chars)));
     for apos in [&b"&#39;"[..], b"&#x27;"] {
         for slash in [false, true] {
-            out.push(html(&chars, apos, slash));
+            out.push((Form::Html, html(&chars, apos, slash)));
         }
     }
-    out.push(utf16(&chars, false));
-    out.push(utf16(&chars, true));
+    out.push((Form::Utf16, utf16(&chars, false)));
+    out.push((Form::Utf16, utf16(&chars, true)));
     out
 }
 
