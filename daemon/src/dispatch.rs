@@ -39,6 +39,9 @@ fn owner_only(req: &Request) -> Option<&'static str> {
         | Request::Explain(_)
         | Request::PublicKey { .. }
         | Request::OpenBaoStatus => return None,
+        // Which stored value is in a file is the owner's to know: a guest
+        // could test guesses of the owner's tokens against the matcher.
+        Request::Scan | Request::ScanFile { .. } => "scan",
         Request::Init { .. } => "init",
         Request::Unlock { .. } | Request::UnlockKeyfile { .. } => "unlock",
         Request::Lock => "lock",
@@ -71,6 +74,7 @@ where
         Request::StreamJob { job, body_follows } => {
             stream::streamed(stream, state, peer, job, body_follows).await
         }
+        Request::Scan if peer.uid == owner_uid() => crate::scan::session(stream, state, peer).await,
         other => {
             let resp = handle(state, peer, other).await;
             proto::frame::write_frame_async(stream, &resp).await.is_ok()
@@ -129,6 +133,9 @@ pub async fn handle(state: &State, peer: &Peer, req: Request) -> Response {
         Request::Job(_) | Request::StreamJob { .. } => Err(RequestError::MisroutedJob.into()),
         // Pieces of a body outside a streamed job are a client bug.
         Request::Chunk(_) | Request::End => Err(RequestError::StrayChunk.into()),
+        // `serve` runs a scan session on the connection; a file outside
+        // one is a client bug.
+        Request::Scan | Request::ScanFile { .. } => Err(RequestError::StrayChunk.into()),
         Request::AddGenerated { name, spec } => add_generated(state, name, spec).await,
         Request::PublicKey { name } => public_key(state, &name).await,
         Request::Explain(job) => explain(state, job).await,

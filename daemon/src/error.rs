@@ -8,6 +8,7 @@ use proto::{ErrorCode, ErrorReply};
 use crate::job::error::JobError;
 use crate::job::policy::PolicyError;
 use crate::job::sign::SignError;
+use crate::scan::ScanError;
 use crate::state::StateError;
 use crate::vault::VaultError;
 
@@ -36,6 +37,8 @@ pub enum Error {
     /// the inner error's.
     #[error("{entry}: {inner}; nothing was imported")]
     Import { entry: String, inner: Box<Error> },
+    #[error(transparent)]
+    Scan(#[from] ScanError),
 }
 
 /// What is wrong with a request as such, before any layer below looks at
@@ -79,6 +82,7 @@ impl Error {
             Error::Job(e) => job_code(e),
             Error::State(e) => state_code(e),
             Error::Import { inner, .. } => inner.code(),
+            Error::Scan(e) => e.code(),
             Error::Request(e) => match e {
                 RequestError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
                 RequestError::ForeignUid { .. } => ErrorCode::PermissionDenied,

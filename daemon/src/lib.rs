@@ -13,6 +13,7 @@ mod job;
 mod openbao;
 mod paths;
 mod peer;
+mod scan;
 mod secure;
 mod server;
 mod state;

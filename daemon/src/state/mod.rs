@@ -56,6 +56,13 @@ pub struct Lease {
     pub narrowing: Option<Narrowing>,
 }
 
+/// What a scan matches against ([`State::scan_values`]): opened for one
+/// scan session and zeroized when it ends.
+pub struct ScanValues {
+    pub values: Vec<(String, Secret)>,
+    pub epoch: Epoch,
+}
+
 /// What opens the vault: one of its two kinds of key slot.
 pub enum Unlocker {
     Passphrase(Secret),
@@ -606,6 +613,31 @@ impl State {
         for other in self.uncached_neighbours(name) {
             let _ = self.source_ready(&other).await;
         }
+    }
+
+    /// Every stored value with its credential's name, for `vaultctl scan`,
+    /// and the unlock they belong to (a scan ends when the vault locks).
+    /// The one place a scan gets values from: a credential whose value
+    /// lives elsewhere (OpenBao) joins the list here.
+    pub fn scan_values(&self) -> Result<ScanValues, StateError> {
+        let guard = self.read();
+        let u = guard.as_ref().ok_or(StateError::Locked)?;
+        let mut values = Vec::with_capacity(u.contents.credentials.len());
+        for (name, c) in &u.contents.credentials {
+            if c.spec.source.is_some() {
+                // An OpenBao-sourced value: every version read since the
+                // unlock (an old copy on disk is still a leak); one not read
+                // yet is not looked for.
+                let known = self.known_values(name).unwrap_or_default();
+                values.extend(known.into_iter().map(|v| (name.clone(), v)));
+            } else {
+                values.push((name.clone(), c.value.open().map_err(internal)?));
+            }
+        }
+        Ok(ScanValues {
+            values,
+            epoch: self.epoch.current(),
+        })
     }
 
     fn bump(&self) {
