@@ -19,7 +19,8 @@ Examples:
 
 Exit codes: 0 ok, 1 usage or local error, 2 daemon not reachable, 3 vault locked,
 4 no such credential, 5 refused by policy, 6 upstream unreachable/TLS/timeout,
-7 credential source (OpenBao) unreachable past max_stale or refused, 22 HTTP error with -f.";
+7 credential source (OpenBao) unreachable past max_stale or refused,
+8 scan found stored values in files, 22 HTTP error with -f.";
 
 /// Use long-lived API tokens from scripts without ever seeing them: vaultd
 /// keeps them encrypted and performs the HTTP request for you.
@@ -144,6 +145,12 @@ pub enum Command {
     /// still hold the tokens; it never edits FILE.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Find copies of stored values in plain files (raw, base64, percent,
+    /// JSON escapes, ...). vaultd does the matching: vaultctl sends it the
+    /// files and gets back `PATH:LINE: credential NAME (FORM)`, never a value.
+    /// Exit 0 when nothing is found, 8 when something is.
+    #[command(after_help = SCAN_HELP)]
+    Scan(ScanArgs),
 }
 
 const IMPORT_HELP: &str = "\
@@ -204,6 +211,25 @@ pub struct ImportArgs {
     #[arg(long)]
     pub replace: bool,
 }
+
+const SCAN_HELP: &str = "\
+Without PATH, scans the usual places: shell histories (~/.bash_history,
+~/.zsh_history, ~/.local/share/fish/fish_history, ~/.*_history), shell rc and
+profile files, ~/.netrc, everything under ~/.config, and `.env*` files and git
+working trees under the current directory.
+
+Symlinks are not followed out of the scanned tree; binary files (a NUL in the
+first 8 KiB), FIFOs, devices and files over --max-size are skipped.
+
+--redact rewrites each named file with every copy replaced by
+<tokenvault:NAME>: atomically (temporary file, fsync, rename), keeping mode and
+owner, and refused for a file that changed during the scan. No backup copy is
+written. Exit 0 then means no copy is left in those files.
+
+Examples:
+  vaultctl scan
+  vaultctl scan ~/projects --max-depth 3 --json
+  vaultctl scan --redact ~/.bash_history .env";
 
 #[derive(Subcommand, Debug)]
 pub enum KeyfileCommand {
@@ -407,4 +433,40 @@ pub struct RequestArgs {
     /// Show a progress bar even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files or directories to scan [default: the usual places, see below].
+    pub paths: Vec<PathBuf>,
+    /// Rewrite the named files with every copy replaced by `<tokenvault:NAME>`
+    /// (explicit paths only).
+    #[arg(long, requires = "paths")]
+    pub redact: bool,
+    /// Print one JSON object (findings, skipped files, totals) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Descend at most this many directory levels below each PATH.
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<usize>,
+    /// Skip files larger than this (bytes; K, M, G, KiB, MiB, GiB suffixes).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_size: u64,
+}
+
+/// `64MiB`, `10M`, `4096`: a byte count.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown size unit in {s:?} (use K, M or G)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))
 }

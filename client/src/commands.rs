@@ -28,6 +28,11 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             return Ok(0);
         }
         Command::Man { dir } => return man_pages(dir),
+        Command::Scan(a) if a.redact && a.paths.is_empty() => {
+            return Err(Failure::usage(
+                "scan --redact rewrites only files named on the command line",
+            ));
+        }
         _ => {}
     }
     let path = socket_path(cli.socket.as_deref()).ok_or_else(|| {
@@ -144,6 +149,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         } => openbao_status(connect()?, json),
         Command::Refresh { name } => done(connect()?, Request::Refresh { name }, ""),
         Command::Import(args) => crate::import::run(args, connect_secret),
+        Command::Scan(a) => crate::scan::run(connect()?, a),
     }
 }
 

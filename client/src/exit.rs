@@ -4,6 +4,8 @@ use vaultctl::ClientError;
 
 pub const USAGE: u8 = 1;
 pub const NOT_RUNNING: u8 = 2;
+/// `scan` found stored values in files.
+pub const FOUND: u8 = 8;
 pub const HTTP_ERROR: u8 = 22;
 
 /// A failed command: the exit code and one line for stderr (no secrets).

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "tokio")]
 pub mod nonblocking;
+pub mod scan_session;
 
 use std::io;
 use std::os::unix::net::UnixStream;

@@ -5,6 +5,7 @@ mod commands;
 mod exit;
 mod import;
 mod progress;
+mod scan;
 mod secret_input;
 
 use std::io::Write;
