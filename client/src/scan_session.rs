@@ -5,7 +5,7 @@
 
 use std::io::{self, Read};
 
-use proto::frame::{FrameError, read_frame, write_frame};
+use proto::frame::{FrameError, read_frame, write_frame, write_frame_with};
 use proto::{ErrorReply, Request, Response, ScanReport};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -61,29 +61,35 @@ impl ScanSession<'_> {
         self.next_id += 1;
         let stream = &mut self.client.stream;
         write_frame(stream, &Request::ScanFile { id })?;
-        let mut sent = 0u64;
+        let mut sender = Chunks::new();
         let mut failure: Option<FileOutcome> = None;
-        send_chunk(stream, head)?;
-        sent += head.len() as u64;
-        let mut buf = Zeroizing::new(vec![0u8; proto::CHUNK]);
+        let mut sent = sender.send(stream, |buf| {
+            let n = head.len().min(buf.len());
+            buf[..n].copy_from_slice(&head[..n]);
+            Ok(n)
+        })? as u64;
         loop {
-            let n = match reader.read(&mut buf[..]) {
+            let step = sender.send(stream, |buf| loop {
+                match reader.read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => return other,
+                }
+            });
+            match step {
                 Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
+                Ok(n) if sent + n as u64 > max => {
+                    failure = Some(FileOutcome::Oversize { bytes: sent });
+                    break;
+                }
+                Ok(n) => sent += n as u64,
+                Err(FrameError::Io(error)) if sender.read_failed => {
                     failure = Some(FileOutcome::Unreadable { error, bytes: sent });
                     break;
                 }
-            };
-            if sent + n as u64 > max {
-                failure = Some(FileOutcome::Oversize { bytes: sent });
-                break;
+                Err(e) => return Err(e.into()),
             }
-            send_chunk(stream, &buf[..n])?;
-            sent += n as u64;
         }
-        buf.zeroize();
+        drop(sender);
         write_frame(stream, &Request::End)?;
         let answer = match read_frame(stream)? {
             Some(Response::ScanFindings(report)) if report.id == id => FileOutcome::Scanned {
@@ -115,16 +121,55 @@ impl ScanSession<'_> {
     }
 }
 
-/// One chunk of a file; the copy the message owns is wiped once it is
-/// written (the frame itself is built in a zeroizing buffer by `proto`).
-fn send_chunk(stream: &mut std::os::unix::net::UnixStream, data: &[u8]) -> Result<(), FrameError> {
-    if data.is_empty() {
-        return Ok(());
+/// The chunks of one file: one `Request::Chunk` whose buffer the file is
+/// read into, and one frame buffer, both reused for every chunk (no fresh
+/// allocation, page faults and copy per chunk) and wiped when dropped.
+struct Chunks {
+    req: Request,
+    frame: Zeroizing<Vec<u8>>,
+    /// Whether the last error came from reading the file, not the socket.
+    read_failed: bool,
+}
+
+impl Chunks {
+    fn new() -> Chunks {
+        Chunks {
+            req: Request::Chunk(Vec::with_capacity(proto::CHUNK)),
+            frame: Zeroizing::new(Vec::new()),
+            read_failed: false,
+        }
     }
-    let req = Request::Chunk(data.to_vec());
-    let sent = write_frame(stream, &req);
-    if let Request::Chunk(mut v) = req {
-        v.zeroize();
+
+    /// Fills the chunk with `fill` (given a buffer of `proto::CHUNK`
+    /// bytes, it returns how many it wrote) and sends it unless empty.
+    fn send(
+        &mut self,
+        stream: &mut std::os::unix::net::UnixStream,
+        fill: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> Result<usize, FrameError> {
+        let Request::Chunk(buf) = &mut self.req else {
+            return Err(FrameError::Truncated);
+        };
+        buf.resize(proto::CHUNK, 0);
+        let n = match fill(&mut buf[..]) {
+            Ok(n) => n,
+            Err(e) => {
+                self.read_failed = true;
+                return Err(FrameError::Io(e));
+            }
+        };
+        buf.truncate(n);
+        if n > 0 {
+            write_frame_with(stream, &self.req, &mut self.frame)?;
+        }
+        Ok(n)
     }
-    sent
+}
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        if let Request::Chunk(buf) = &mut self.req {
+            buf.zeroize();
+        }
+    }
 }

@@ -74,7 +74,7 @@ impl Scanner {
         let tokens: Vec<&[u8]> = values.iter().map(|v| v.expose()).collect();
         // The values are zeroized as `values` drops: only the automaton,
         // which lives as long as the session, keeps their forms.
-        let redactor = Redactor::for_tokens(&tokens);
+        let redactor = Redactor::for_bulk(&tokens);
         Ok((Scanner { redactor, names }, opened.epoch))
     }
 }

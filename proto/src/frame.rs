@@ -43,6 +43,31 @@ pub fn encode_frame<T: Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, Frame
     Ok(out)
 }
 
+/// As [`write_frame`], encoding into `buf` (kept for the next frame): a
+/// stream of chunks reuses one buffer instead of allocating, and faulting
+/// in, a fresh one per frame. `buf` is replaced, never reallocated, when it
+/// is too small, so no copy is left behind in freed memory; the caller
+/// wipes it when done (it is `Zeroizing`).
+pub fn write_frame_with<W: Write, T: Serialize>(
+    w: &mut W,
+    value: &T,
+    buf: &mut Zeroizing<Vec<u8>>,
+) -> Result<(), FrameError> {
+    let len = codec::encoded_len(value)?;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len as u64));
+    }
+    if buf.capacity() < 4 + len {
+        *buf = Zeroizing::new(Vec::with_capacity(4 + len));
+    }
+    buf.clear();
+    buf.extend_from_slice(&(len as u32).to_be_bytes());
+    codec::encode_into(value, buf)?;
+    w.write_all(buf)?;
+    w.flush()?;
+    Ok(())
+}
+
 /// Parses a length prefix, refusing oversize frames before any allocation.
 pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(prefix) as u64;
