@@ -69,10 +69,12 @@ impl ScanSession<'_> {
             Ok(n)
         })? as u64;
         loop {
-            let step = sender.send(stream, |buf| loop {
-                match reader.read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => return other,
+            let step = sender.send(stream, |buf| {
+                loop {
+                    match reader.read(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => return other,
+                    }
                 }
             });
             match step {

@@ -199,6 +199,8 @@ fn allow_uids_lets_a_listed_uid_use_credentials_and_nothing_more() {
         ("lock", vec!["lock"]),
         ("remove", vec!["remove", "svc"]),
         ("backup", vec!["backup", backup.as_str()]),
+        // Which stored value a file holds is the owner's to know.
+        ("scan", vec!["scan", "/etc/hostname"]),
     ] {
         let out = d.ctl_via(&guest, &args, None).code(5);
         assert!(

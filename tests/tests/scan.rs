@@ -32,7 +32,11 @@ fn scan_in(d: &Daemon, cwd: &Path, home: &Path, args: &[&str]) -> Out {
     c.current_dir(cwd).env("HOME", home).args(args);
     let out = harness::daemon::run(&mut c, None);
     let hits = harness::leaks(&out.stdout);
-    assert!(hits.is_empty(), "a value in scan's stdout:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "a value in scan's stdout:\n{}",
+        hits.join("\n")
+    );
     out
 }
 
@@ -73,7 +77,10 @@ fn every_form_the_redactor_knows_is_found_on_its_line() {
     let token = format!("{}?~?~>>", canary("scanform"));
     let b64 = STANDARD.encode(&token);
     let b64url = URL_SAFE_NO_PAD.encode(&token);
-    assert!(b64.contains(['+', '/']), "{b64}: base64url would equal base64");
+    assert!(
+        b64.contains(['+', '/']),
+        "{b64}: base64url would equal base64"
+    );
     let other = canary("scanother");
     let d = daemon(&[("tok", &token), ("other", &other)]);
     let mut text = String::from("nothing here\n");
@@ -86,7 +93,10 @@ fn every_form_the_redactor_knows_is_found_on_its_line() {
         (STANDARD.encode(format!("ab{token}z")), "base64"),
         (STANDARD.encode(format!("abc{token}z")), "base64"),
         (format!("GET /x?t={}", percent_all(&token)), "percent"),
-        (format!("{{\"t\": \"{}\"}}", json_u_all(&token)), "json-escape"),
+        (
+            format!("{{\"t\": \"{}\"}}", json_u_all(&token)),
+            "json-escape",
+        ),
         (format!("other={other}"), "raw"),
     ];
     for (l, _) in &lines {
@@ -113,12 +123,20 @@ fn copies_cut_by_chunk_boundaries_are_found_with_their_line_numbers() {
     let token = canary("scanchunk");
     let d = daemon(&[("tok", &token)]);
     // vaultctl sends the first 8 KiB, then pieces of proto::CHUNK bytes.
-    let cuts = [8 * 1024, 8 * 1024 + proto::CHUNK, 8 * 1024 + 2 * proto::CHUNK];
+    let cuts = [
+        8 * 1024,
+        8 * 1024 + proto::CHUNK,
+        8 * 1024 + 2 * proto::CHUNK,
+    ];
     let mut body: Vec<u8> = Vec::new();
     let mut want = Vec::new();
     for (i, cut) in cuts.iter().enumerate() {
         while body.len() < cut - 10 - i {
-            body.extend_from_slice(if body.len() % 3 == 0 { b"some line\n" } else { b"x" });
+            body.extend_from_slice(if body.len() % 3 == 0 {
+                b"some line\n"
+            } else {
+                b"x"
+            });
         }
         body.truncate(cut - 10 - i);
         let form = if i == 1 {
@@ -165,14 +183,18 @@ fn default_places_under_home_and_the_current_directory() {
     // a binary file in ~/.config.
     write(&home.join("notes.txt"), line.as_bytes());
     write(&d.path("outside/secret.txt"), line.as_bytes());
-    std::os::unix::fs::symlink(d.path("outside/secret.txt"), home.join(".config/link.txt")).unwrap();
+    std::os::unix::fs::symlink(d.path("outside/secret.txt"), home.join(".config/link.txt"))
+        .unwrap();
     let mut bin = b"\0\x01binary".to_vec();
     bin.extend_from_slice(line.as_bytes());
     write(&home.join(".config/tool/cache.bin"), &bin);
     // The current directory: .env files and git working trees, not .git.
     let cwd = d.path("work");
     write(&cwd.join(".env"), format!("TOKEN={token}\n").as_bytes());
-    write(&cwd.join("app/.env.local"), format!("TOKEN={token}\n").as_bytes());
+    write(
+        &cwd.join("app/.env.local"),
+        format!("TOKEN={token}\n").as_bytes(),
+    );
     write(&cwd.join("repo/src/config.py"), line.as_bytes());
     write(&cwd.join("repo/.git/config"), line.as_bytes());
     write(&cwd.join("plain/readme.txt"), line.as_bytes());
@@ -205,7 +227,11 @@ fn default_places_under_home_and_the_current_directory() {
         reason_of(&home.join(".config/link.txt")).as_deref(),
         Some("symlink out of the scanned tree")
     );
-    assert!(reason_of(&home.join(".config/tool/cache.bin")).unwrap().starts_with("binary"));
+    assert!(
+        reason_of(&home.join(".config/tool/cache.bin"))
+            .unwrap()
+            .starts_with("binary")
+    );
 }
 
 #[test]
@@ -221,7 +247,13 @@ fn json_schema_is_stable() {
     keys.sort();
     assert_eq!(
         keys,
-        ["bytes_scanned", "files_scanned", "findings", "rewritten", "skipped"]
+        [
+            "bytes_scanned",
+            "files_scanned",
+            "findings",
+            "rewritten",
+            "skipped"
+        ]
     );
     assert_eq!(v["files_scanned"], 2);
     assert_eq!(v["bytes_scanned"], (4 + token.len() + 1 + 6) as u64);
@@ -305,8 +337,15 @@ fn redact_rewrites_atomically_keeping_mode_and_every_other_byte() {
     let hist = d.path(".bash_history");
     write(&hist, format!("ls\nexport T={token}\n").as_bytes());
     let out = scan(&d, &["--redact", ".bash_history"]).ok();
-    assert!(out.stderr.contains("history -c") && out.stderr.contains("fc -p"), "{}", out.stderr);
-    assert_eq!(std::fs::read(&hist).unwrap(), b"ls\nexport T=<tokenvault:tok>\n");
+    assert!(
+        out.stderr.contains("history -c") && out.stderr.contains("fc -p"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(&hist).unwrap(),
+        b"ls\nexport T=<tokenvault:tok>\n"
+    );
 }
 
 /// vaultctl with its stdout a pipe that is already full, so that it
@@ -337,8 +376,14 @@ impl Paused {
             .unwrap();
         let start = Instant::now();
         let wchan = format!("/proc/{}/wchan", child.id());
-        while !std::fs::read_to_string(&wchan).unwrap_or_default().contains("pipe_write") {
-            assert!(start.elapsed() < Duration::from_secs(30), "vaultctl never blocked on stdout");
+        while !std::fs::read_to_string(&wchan)
+            .unwrap_or_default()
+            .contains("pipe_write")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "vaultctl never blocked on stdout"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Paused { child, reader }
@@ -353,10 +398,17 @@ impl Paused {
             all
         });
         let mut stderr = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         let status = self.child.wait().unwrap();
         let out = drain.join().unwrap();
-        let text = String::from_utf8_lossy(&out).trim_start_matches('.').to_owned();
+        let text = String::from_utf8_lossy(&out)
+            .trim_start_matches('.')
+            .to_owned();
         (status.code().unwrap_or(-1), text, stderr)
     }
 }
@@ -373,7 +425,10 @@ fn redact_is_refused_for_a_file_that_changed_during_the_scan() {
     write(&path, changed.as_bytes());
     let (code, stdout, stderr) = paused.finish();
     assert_eq!(code, 8, "{stderr}");
-    assert!(stdout.contains("changing.txt:2: credential tok (raw)"), "{stdout}");
+    assert!(
+        stdout.contains("changing.txt:2: credential tok (raw)"),
+        "{stdout}"
+    );
     assert!(stderr.contains("changed during the scan"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), changed);
     assert!(harness::leaks(stderr.as_bytes()).is_empty());
@@ -382,7 +437,9 @@ fn redact_is_refused_for_a_file_that_changed_during_the_scan() {
 #[test]
 fn the_scanning_client_never_holds_a_value() {
     if !harness::is_root() {
-        println!("SKIPPED the_scanning_client_never_holds_a_value: reading /proc/PID/mem needs root");
+        println!(
+            "SKIPPED the_scanning_client_never_holds_a_value: reading /proc/PID/mem needs root"
+        );
         return;
     }
     let token = canary("scanmem");
@@ -403,9 +460,18 @@ fn the_scanning_client_never_holds_a_value() {
     let (code, stdout, _) = paused.finish();
     assert_eq!(code, 8);
     assert_eq!(stdout.lines().count(), 4000, "raw and base64 on every line");
-    assert!(found.hits[2] >= 1, "the control string was not seen: the scan read nothing ({found:?})");
-    assert_eq!(found.hits[0], 0, "the raw value in vaultctl's memory ({found:?})");
-    assert_eq!(found.hits[1], 0, "the base64 value in vaultctl's memory ({found:?})");
+    assert!(
+        found.hits[2] >= 1,
+        "the control string was not seen: the scan read nothing ({found:?})"
+    );
+    assert_eq!(
+        found.hits[0], 0,
+        "the raw value in vaultctl's memory ({found:?})"
+    );
+    assert_eq!(
+        found.hits[1], 0,
+        "the base64 value in vaultctl's memory ({found:?})"
+    );
 }
 
 /// Runs `cmd` with a deadline; `None` if it had to be killed.
@@ -451,7 +517,13 @@ fn hostile_files_neither_stall_nor_crash_vaultd() {
     write(&d.path("h/nul.txt"), &nul);
     // A FIFO nobody writes to, named on the command line and in the tree.
     let fifo = d.path("h/fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut cmd = d.cmd();
     cmd.current_dir(d.dir()).args(["scan", "h/fifo", "h"]);
     let out = run_within(cmd, Duration::from_secs(60)).expect("scan hung on a FIFO");
@@ -460,14 +532,22 @@ fn hostile_files_neither_stall_nor_crash_vaultd() {
         out.stdout,
         b"h/huge.txt:1: credential tok (raw)\nh/nul.txt:1: credential tok (raw)\n"
     );
-    assert!(out.stderr.contains("h/fifo: skipped: not a regular file"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("h/fifo: skipped: not a regular file"),
+        "{}",
+        out.stderr
+    );
     // 10,000 tiny files, one session: one holds the value.
     for i in 0..10_000 {
         let dir = d.path(&format!("tiny/{}", i / 1000));
         if i % 1000 == 0 {
             std::fs::create_dir_all(&dir).unwrap();
         }
-        let data = if i == 4242 { format!("{token}\n") } else { format!("file {i}\n") };
+        let data = if i == 4242 {
+            format!("{token}\n")
+        } else {
+            format!("file {i}\n")
+        };
         std::fs::write(dir.join(format!("{i}.txt")), data).unwrap();
     }
     let start = Instant::now();
@@ -491,7 +571,13 @@ fn raw_session(d: &Daemon) -> std::os::unix::net::UnixStream {
     use proto::frame::{read_frame, write_frame};
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write_frame(&mut s, &proto::Hello { version: proto::PROTOCOL_VERSION }).unwrap();
+    write_frame(
+        &mut s,
+        &proto::Hello {
+            version: proto::PROTOCOL_VERSION,
+        },
+    )
+    .unwrap();
     let _: proto::Hello = read_frame(&mut s).unwrap().unwrap();
     write_frame(&mut s, &proto::Request::Scan).unwrap();
     let r: proto::Response = read_frame(&mut s).unwrap().unwrap();
@@ -512,27 +598,48 @@ fn a_scan_session_is_capped_in_bytes_and_time() {
     write(&d.path("small.txt"), format!("{token}\n").as_bytes());
     let out = scan(&d, &["--max-size", "10MiB", "big.txt", "small.txt"]).code(8);
     assert_eq!(out.text(), "small.txt:1: credential tok (raw)\n");
-    assert!(out.stderr.contains("big.txt: skipped: file exceeds vaultd's max_body"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("big.txt: skipped: file exceeds vaultd's max_body"),
+        "{}",
+        out.stderr
+    );
     // Time: a client that stops mid-file is cut off after request_timeout,
     // and others are served meanwhile.
     let mut s = raw_session(&d);
     write_frame(&mut s, &Request::ScanFile { id: 1 }).unwrap();
-    write_frame(&mut s, &Request::Chunk(b"some bytes and then nothing".to_vec())).unwrap();
+    write_frame(
+        &mut s,
+        &Request::Chunk(b"some bytes and then nothing".to_vec()),
+    )
+    .unwrap();
     let start = Instant::now();
     let t = Instant::now();
     d.ctl(&["status"]).ok();
-    assert!(t.elapsed() < Duration::from_secs(1), "a stalled scan held up status");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "a stalled scan held up status"
+    );
     match read_frame::<_, Response>(&mut s) {
         Ok(Some(Response::Error(e))) => assert!(e.message.contains("not sent within"), "{e}"),
         other => panic!("expected a timeout error, got {other:?}"),
     }
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(10), "{took:?}");
-    assert!(matches!(read_frame::<_, Response>(&mut s), Ok(None) | Err(_)), "not closed");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert!(
+        matches!(read_frame::<_, Response>(&mut s), Ok(None) | Err(_)),
+        "not closed"
+    );
     // Garbage in place of a file: refused and closed, vaultd unharmed.
     let mut s = raw_session(&d);
     write_frame(&mut s, &Request::Status).unwrap();
-    assert!(matches!(read_frame::<_, Response>(&mut s), Ok(Some(Response::Error(_)))));
+    assert!(matches!(
+        read_frame::<_, Response>(&mut s),
+        Ok(Some(Response::Error(_)))
+    ));
     d.ctl(&["status"]).ok();
 }
 
@@ -551,4 +658,3 @@ fn lock_ends_a_scan_session() {
         other => panic!("expected Locked, got {other:?}"),
     }
 }
-
