@@ -60,39 +60,18 @@ impl ScanSession<'_> {
         let id = self.next_id;
         self.next_id += 1;
         let stream = &mut self.client.stream;
-        write_frame(stream, &Request::ScanFile { id })?;
-        let mut sender = Chunks::new();
-        let mut failure: Option<FileOutcome> = None;
-        let mut sent = sender.send(stream, |buf| {
-            let n = head.len().min(buf.len());
-            buf[..n].copy_from_slice(&head[..n]);
-            Ok(n)
-        })? as u64;
-        loop {
-            let step = sender.send(stream, |buf| {
-                loop {
-                    match reader.read(buf) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        other => return other,
-                    }
-                }
-            });
-            match step {
-                Ok(0) => break,
-                Ok(n) if sent + n as u64 > max => {
-                    failure = Some(FileOutcome::Oversize { bytes: sent });
-                    break;
-                }
-                Ok(n) => sent += n as u64,
-                Err(FrameError::Io(error)) if sender.read_failed => {
-                    failure = Some(FileOutcome::Unreadable { error, bytes: sent });
-                    break;
-                }
-                Err(e) => return Err(e.into()),
+        let sent = send_file(stream, id, head, reader, max);
+        let (sent, failure) = match sent {
+            Ok(v) => v,
+            // vaultd may have ended the session (a lock) and closed: its
+            // last word says why better than the broken pipe.
+            Err(e) => {
+                return Err(match read_frame::<_, Response>(stream) {
+                    Ok(Some(Response::Error(reply))) => ClientError::Daemon(reply),
+                    _ => e.into(),
+                });
             }
-        }
-        drop(sender);
-        write_frame(stream, &Request::End)?;
+        };
         let answer = match read_frame(stream)? {
             Some(Response::ScanFindings(report)) if report.id == id => FileOutcome::Scanned {
                 report,
@@ -121,6 +100,51 @@ impl ScanSession<'_> {
             _ => Err(ClientError::Closed),
         }
     }
+}
+
+/// `ScanFile`, the chunks and `End`: how many bytes went, and why the file
+/// is not to be reported when it is not (unreadable, over `max`).
+fn send_file(
+    stream: &mut std::os::unix::net::UnixStream,
+    id: u64,
+    head: &[u8],
+    reader: &mut dyn Read,
+    max: u64,
+) -> Result<(u64, Option<FileOutcome>), FrameError> {
+    write_frame(stream, &Request::ScanFile { id })?;
+    let mut sender = Chunks::new();
+    let mut failure: Option<FileOutcome> = None;
+    let mut sent = sender.send(stream, |buf| {
+        let n = head.len().min(buf.len());
+        buf[..n].copy_from_slice(&head[..n]);
+        Ok(n)
+    })? as u64;
+    loop {
+        let step = sender.send(stream, |buf| {
+            loop {
+                match reader.read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => return other,
+                }
+            }
+        });
+        match step {
+            Ok(0) => break,
+            Ok(n) if sent + n as u64 > max => {
+                failure = Some(FileOutcome::Oversize { bytes: sent });
+                break;
+            }
+            Ok(n) => sent += n as u64,
+            Err(FrameError::Io(error)) if sender.read_failed => {
+                failure = Some(FileOutcome::Unreadable { error, bytes: sent });
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    drop(sender);
+    write_frame(stream, &Request::End)?;
+    Ok((sent, failure))
 }
 
 /// The chunks of one file: one `Request::Chunk` whose buffer the file is

@@ -292,10 +292,13 @@ where
             Ok(report) => (Response::ScanFindings(report), true),
             Err((e, in_step)) => (Response::Error(reply(e)), in_step),
         };
-        let written = tokio::select! {
-            r = timeout_at(deadline + FAREWELL, write_frame_async(stream, &resp)) => matches!(r, Ok(Ok(()))),
-            () = epoch.ended() => false,
-        };
+        // An answer holds names and positions, never a value: it may go
+        // out after a lock (which is how the client learns of it), within
+        // the file's time.
+        let written = matches!(
+            timeout_at(deadline + FAREWELL, write_frame_async(stream, &resp)).await,
+            Ok(Ok(()))
+        );
         if !(written && in_step) {
             break false;
         }

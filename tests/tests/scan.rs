@@ -7,7 +7,7 @@
 //! a locked vault is exit 3.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -354,13 +354,30 @@ fn redact_rewrites_atomically_keeping_mode_and_every_other_byte() {
 /// process (its memory, the file) and lets it go by draining the pipe.
 struct Paused {
     child: Child,
-    reader: std::io::PipeReader,
+    reader: std::fs::File,
 }
 
 impl Paused {
     fn start(d: &Daemon, args: &[&str]) -> Paused {
-        let (reader, mut writer) = std::io::pipe().unwrap();
-        rustix::fs::fcntl_setfl(&writer, rustix::fs::OFlags::NONBLOCK).unwrap();
+        // A FIFO rather than `std::io::pipe` (Rust 1.87, above the MSRV).
+        let fifo = d.path(&format!("stdout-{}.fifo", args.len()));
+        let _ = std::fs::remove_file(&fifo);
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let nonblock = rustix::fs::OFlags::NONBLOCK;
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nonblock.bits() as i32)
+            .open(&fifo)
+            .unwrap();
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::empty()).unwrap();
+        rustix::fs::fcntl_setfl(&writer, nonblock).unwrap();
         for size in [4096, 1] {
             while writer.write(&vec![b'.'; size]).is_ok() {}
         }
