@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use proto::frame::{read_frame_async, write_frame_async};
-use proto::{ErrorCode, Request, Response, ScanFinding, ScanReport};
+use proto::{Request, Response, ScanFinding, ScanReport};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
 use zeroize::{Zeroize, Zeroizing};
@@ -31,34 +31,9 @@ use crate::job::redact::{Found, Label, MAX_ESCAPE_LEN, Redactor};
 use crate::peer::Peer;
 use crate::state::State;
 
-/// Findings answered for one file at most: a file made of copies of a
-/// short value would otherwise make an answer larger than a frame.
-pub const MAX_FINDINGS: usize = 100_000;
+mod error;
 
-/// Why a scan session, or one file of it, failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("file exceeds vaultd's max_body ({max} bytes); not scanned")]
-    TooLarge { max: usize },
-    #[error("more than {MAX_FINDINGS} copies of stored values in one file; not reported")]
-    TooManyFindings,
-    #[error("file not sent within {}", humantime::format_duration(*limit))]
-    Timeout { limit: Duration },
-    #[error("the vault was locked during the scan, which was cut short: run `vaultctl unlock`")]
-    LockedMeanwhile,
-    #[error("expected a piece of the file or its end")]
-    ExpectedChunk,
-}
-
-impl ScanError {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            ScanError::TooLarge { .. } | ScanError::TooManyFindings => ErrorCode::TooLarge,
-            ScanError::LockedMeanwhile => ErrorCode::Locked,
-            ScanError::Timeout { .. } | ScanError::ExpectedChunk => ErrorCode::BadRequest,
-        }
-    }
-}
+pub use error::{MAX_FINDINGS, ScanError};
 
 /// The matcher of one session: the redactor's automaton over every stored
 /// value, and the credential name of each value (by index).
