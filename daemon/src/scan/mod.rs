@@ -27,7 +27,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::reply;
 use crate::job::epoch::Epoch;
 use crate::job::http::REDACT_INLINE_MAX;
-use crate::job::redact::{Found, Label, MAX_ESCAPE_LEN, Redactor};
+use crate::job::redact::{Form, Found, Label, MAX_ESCAPE_LEN, Redactor};
 use crate::peer::Peer;
 use crate::state::State;
 
@@ -79,7 +79,9 @@ struct FileScan<'a> {
 
 struct Finding {
     label: Label,
-    escaped: bool,
+    /// For a copy found in a decoded view: which escapes it is written
+    /// with (see [`escape_kind`]).
+    escaped: Option<&'static str>,
     start: u64,
     end: u64,
     line: u64,
@@ -168,7 +170,7 @@ impl<'a> FileScan<'a> {
         self.last.insert(f.label.token, self.findings.len());
         self.findings.push(Finding {
             label: f.label,
-            escaped: f.escaped,
+            escaped: f.escaped.then(|| escape_kind(&data[f.start..f.end])),
             start,
             end,
             line,
@@ -188,13 +190,10 @@ impl<'a> FileScan<'a> {
             .iter()
             .map(|f| ScanFinding {
                 credential: names[f.label.token].clone(),
-                form: if f.escaped {
-                    match f.label.form.label() {
-                        "raw" => "escaped".to_owned(),
-                        other => format!("{other}-escaped"),
-                    }
-                } else {
-                    f.label.form.label().to_owned()
+                form: match (f.escaped, f.label.form) {
+                    (None, form) => form.label().to_owned(),
+                    (Some(kind), Form::Raw | Form::CaseChanged | Form::Latin1) => kind.to_owned(),
+                    (Some(kind), form) => format!("{}-{kind}", form.label()),
                 },
                 line: f.line,
                 offset: f.start,
@@ -202,6 +201,37 @@ impl<'a> FileScan<'a> {
             })
             .collect();
         Ok(ScanReport { id, findings })
+    }
+}
+
+/// Which escape syntax a partly escaped copy uses, named as the whole-value
+/// forms are (`percent`, `json-escape`, `html`); `escaped` for a mix or
+/// anything else. Only the copy's own bytes are looked at, and only for
+/// which syntax they use: the name says nothing about the value.
+fn escape_kind(copy: &[u8]) -> &'static str {
+    // `intro` followed by `hex` hex digits somewhere in the copy.
+    let escape = |intro: &[u8], hex: usize| {
+        memchr::memmem::find_iter(copy, intro).any(|i| {
+            let digits = copy.get(i + intro.len()..i + intro.len() + hex);
+            digits.is_some_and(|d| d.iter().all(u8::is_ascii_hexdigit))
+        })
+    };
+    let has = |needle: &[u8]| memchr::memmem::find(copy, needle).is_some();
+    let html = ["&#", "&amp;", "&lt;", "&gt;", "&quot;", "&apos;"];
+    let kinds = [
+        (
+            escape(b"\\u", 4) || has(b"\\/") || has(b"\\\""),
+            "json-escape",
+        ),
+        (escape(b"%", 2), "percent"),
+        (html.iter().any(|h| has(h.as_bytes())), "html"),
+        (escape(b"\\x", 2), "backslash-escape"),
+        (escape(b"=", 2), "quoted-printable"),
+    ];
+    let mut found = kinds.iter().filter(|(yes, _)| *yes);
+    match (found.next(), found.next()) {
+        (Some((_, kind)), None) => kind,
+        _ => "escaped",
     }
 }
 
@@ -381,7 +411,7 @@ mod tests {
         let got = scan(&s, body, 1 << 20);
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].0, 2);
-        assert_eq!(got[0].2, "escaped");
+        assert_eq!(got[0].2, "json-escape");
         assert_eq!(got[0].3, 8);
         assert_eq!(got[0].4, 32);
     }
@@ -405,6 +435,24 @@ mod tests {
         assert_eq!(whole[0].0, 4);
         for size in 1..80 {
             assert_eq!(scan(&s, &body, size), whole, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn partly_escaped_copies_are_named_by_their_escapes() {
+        let s = scanner(&[("mr", TOKEN)]);
+        for (copy, form) in [
+            (&b"tok-0123456789abcdef-XYZ%2F%2B="[..], "percent"),
+            (b"tok-0123456789abcdef-XYZ&#47;&#43;=", "html"),
+            (b"tok-0123456789abcdef-XYZ\\x2F+=", "backslash-escape"),
+            (b"tok-0123456789abcdef-XYZ%2F\\u002B=", "escaped"),
+        ] {
+            let mut body = b"k: ".to_vec();
+            body.extend_from_slice(copy);
+            let got = scan(&s, &body, 1 << 20);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].2, form, "{}", String::from_utf8_lossy(copy));
+            assert_eq!(got[0].4, copy.len() as u64);
         }
     }
 }
