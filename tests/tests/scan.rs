@@ -675,3 +675,38 @@ fn lock_ends_a_scan_session() {
         other => panic!("expected Locked, got {other:?}"),
     }
 }
+
+#[test]
+fn a_file_sent_one_byte_per_frame_is_scanned_whole() {
+    use proto::frame::{read_frame, write_frame};
+    use proto::{Request, Response};
+    let token = canary("scantiny");
+    let d = daemon(&[("tok", &token)]);
+    let mut s = raw_session(&d);
+    let body = format!("first line\n{}\nx={token}\n", "y".repeat(100_000));
+    write_frame(&mut s, &Request::ScanFile { id: 9 }).unwrap();
+    let start = Instant::now();
+    for b in body.bytes() {
+        write_frame(&mut s, &Request::Chunk(vec![b])).unwrap();
+    }
+    write_frame(&mut s, &Request::End).unwrap();
+    match read_frame::<_, Response>(&mut s).unwrap() {
+        Some(Response::ScanFindings(r)) => {
+            assert_eq!(r.id, 9);
+            assert_eq!(r.findings.len(), 1, "{r:?}");
+            let f = &r.findings[0];
+            assert_eq!(
+                (f.line, f.form.as_str(), f.len),
+                (3, "raw", token.len() as u64)
+            );
+            assert_eq!(f.offset, (body.len() - token.len() - 1) as u64);
+        }
+        other => panic!("{other:?}"),
+    }
+    eprintln!("{} one-byte frames in {:?}", body.len(), start.elapsed());
+    write_frame(&mut s, &Request::End).unwrap();
+    assert!(matches!(
+        read_frame::<_, Response>(&mut s),
+        Ok(Some(Response::Done))
+    ));
+}

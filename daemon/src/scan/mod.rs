@@ -346,6 +346,17 @@ where
 {
     let mut scan = FileScan::new(scanner);
     let mut total = 0usize;
+    // Small pieces are gathered before a search: each search also goes
+    // over the held-back bytes, so a client sending one byte per frame
+    // would otherwise cost a search of that window per byte.
+    let mut pending: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(GATHER));
+    let search = |scan: &mut FileScan<'_>, bytes: &[u8]| {
+        if scan.pending_len(bytes.len()) > REDACT_INLINE_MAX && multi_thread() {
+            tokio::task::block_in_place(|| scan.push(bytes));
+        } else {
+            scan.push(bytes);
+        }
+    };
     loop {
         match read_frame_async::<_, Request>(stream).await {
             Ok(Some(Request::Chunk(mut c))) => {
@@ -355,10 +366,19 @@ where
                 }
                 total = total.saturating_add(c.len());
                 if total <= max {
-                    if scan.pending_len(c.len()) > REDACT_INLINE_MAX && multi_thread() {
-                        tokio::task::block_in_place(|| scan.push(&c));
+                    if c.len() >= GATHER {
+                        if !pending.is_empty() {
+                            search(&mut scan, &pending);
+                            pending.clear();
+                        }
+                        search(&mut scan, &c);
                     } else {
-                        scan.push(&c);
+                        if pending.len() + c.len() > pending.capacity() {
+                            // Never reallocated: no copy left in freed memory.
+                            search(&mut scan, &pending);
+                            pending.clear();
+                        }
+                        pending.extend_from_slice(&c);
                     }
                 }
                 c.zeroize();
@@ -366,12 +386,18 @@ where
             Ok(Some(Request::End)) if total > max => {
                 return Err((ScanError::TooLarge { max }, true));
             }
-            Ok(Some(Request::End)) => return scan.finish(id).map_err(|e| (e, true)),
+            Ok(Some(Request::End)) => {
+                search(&mut scan, &pending);
+                return scan.finish(id).map_err(|e| (e, true));
+            }
             Ok(Some(_)) => return Err((ScanError::ExpectedChunk, false)),
             Ok(None) | Err(_) => return Err((ScanError::ExpectedChunk, false)),
         }
     }
 }
+
+/// Pieces smaller than this are gathered into one search (see `scan_file`).
+const GATHER: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {
