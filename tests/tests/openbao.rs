@@ -623,3 +623,32 @@ fn a_signing_key_from_openbao_signs_and_never_travels() {
     assert!(!up.saw(&key), "the signing key travelled");
     d.assert_log_clean();
 }
+
+/// `scan` looks for OpenBao-sourced values too: every version vaultd has
+/// read since the unlock, so an old copy on disk is still found.
+#[test]
+fn scan_finds_copies_of_openbao_sourced_values_old_and_new() {
+    if bao_or_skip("scan_finds_copies_of_openbao_sourced_values_old_and_new").is_none() {
+        return;
+    }
+    let bao = BaoDev::start();
+    let v1 = canary("scan-v1");
+    bao.kv_put(PATH, "token", &v1);
+    let up = Upstream::plain();
+    let d = daemon_for(&bao, &[bao.addr().to_owned()], "", &up);
+    d.ctl(&["request", "microreact", &up.url("/x")]).ok();
+    let v2 = canary("scan-v2");
+    bao.kv_put(PATH, "token", &v2);
+    d.ctl(&["refresh", "microreact"]).ok();
+    let file = d.path("notes.txt");
+    std::fs::write(&file, format!("a\nold {v1}\nnew {v2}\n")).unwrap();
+    let out = d.ctl(&["scan", &file.display().to_string()]).code(8);
+    let text = out.text();
+    for line in [2, 3] {
+        let want = format!("{}:{line}: credential microreact (raw)", file.display());
+        assert!(text.contains(&want), "missing {want:?} in {text}");
+    }
+    assert_eq!(harness::count(&out.stdout, v1.as_bytes()), 0);
+    assert_eq!(harness::count(&out.stdout, v2.as_bytes()), 0);
+    d.assert_log_clean();
+}
