@@ -111,9 +111,11 @@ struct Inner {
     plain_labels: Vec<Label>,
     /// Built on first use: most responses hold no escape worth a view.
     plain_matcher: std::sync::OnceLock<AhoCorasick>,
-    /// Whether any token has a byte outside ASCII.
+    /// Whether escapes may stand for bytes outside ASCII (always: see
+    /// [`Redactor::new`]).
     non_ascii: bool,
-    /// The ASCII bytes of `plain` (see [`super::unescape::Syntax::needed`]).
+    /// The ASCII bytes whose escapes are decoded (all of them; see
+    /// [`super::unescape::Syntax::needed`]).
     needed: [u64; 2],
 }
 
@@ -284,7 +286,6 @@ impl Redactor {
             all.iter()
                 .flat_map(|(i, t)| b64_forms(t).into_iter().map(labelled(*i))),
         );
-        let non_ascii = all.iter().any(|(_, t)| !t.is_ascii());
         let (plain, plain_labels) = settle(plain);
         let (patterns, labels) = settle(patterns);
         // A contiguous NFA, never a DFA: for a 36-byte token it builds in
@@ -298,8 +299,13 @@ impl Redactor {
                 patterns,
                 labels,
                 matcher,
-                non_ascii,
-                needed: super::unescape::needed(&plain),
+                // Which escapes the views decode never depends on the
+                // tokens: a set chosen from their characters made the
+                // views an oracle (a script's own probe value, echoed or
+                // scanned with one character escaped, was found or not
+                // depending on whether a stored token held that character).
+                non_ascii: true,
+                needed: super::unescape::ALL_ASCII,
                 plain,
                 plain_labels,
                 plain_matcher: std::sync::OnceLock::new(),

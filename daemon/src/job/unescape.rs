@@ -149,15 +149,12 @@ pub struct Syntax {
     /// `sid=…`) that decoding it as an escape could break the match: the
     /// redactor also searches a view without it.
     pub qp: bool,
-    /// Whether an escape may stand for a byte outside ASCII: only when a
-    /// token has one. Otherwise such an escape is left as it is, so that
-    /// a `%` or `\\` that happens to precede an echo cannot swallow the
-    /// token's first characters (`100%B64-…`).
+    /// Whether an escape may stand for a byte outside ASCII.
     pub non_ascii: bool,
-    /// The ASCII bytes the tokens hold (a bit each): an escape of any
-    /// other character cannot be part of an echo, and is left as it is.
-    /// Binary bodies are full of accidental escapes; this keeps the views
-    /// to the few that matter.
+    /// The ASCII bytes whose escapes are decoded (a bit each). The
+    /// redactor decodes all of them ([`ALL_ASCII`]): a set chosen from the
+    /// tokens' own characters would make what the views find depend on
+    /// the tokens, an oracle for a script that stores probes of its own.
     pub needed: [u64; 2],
 }
 
@@ -167,24 +164,12 @@ impl Syntax {
     }
 }
 
-/// The bitmap of [`Syntax::needed`] for these patterns.
-pub fn needed(patterns: &[Zeroizing<Vec<u8>>]) -> [u64; 2] {
-    let mut bits = [0u64; 2];
-    for p in patterns {
-        for &b in p.iter() {
-            // Matching ignores ASCII case: both cases are needed.
-            for c in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
-                if c < 0x80 {
-                    bits[usize::from(c >> 6)] |= 1 << (c & 63);
-                }
-            }
-        }
-    }
-    bits
-}
+/// Every ASCII byte (escapes of letters and digits are never decoded
+/// anyway): the set the redactor decodes, whatever the tokens hold.
+pub const ALL_ASCII: [u64; 2] = [u64::MAX; 2];
 
 /// The views the redactor searches: with and without quoted-printable,
-/// and the Latin-1 view when a token has a byte outside ASCII.
+/// and the Latin-1 view when escapes may stand for bytes outside ASCII.
 pub fn views(non_ascii: bool, needed: [u64; 2]) -> Vec<Syntax> {
     let base = Syntax {
         latin1: false,
