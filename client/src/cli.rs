@@ -35,6 +35,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// One value per process, parsed once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Daemon version, locked or unlocked, number of credentials, uptime.
@@ -395,20 +397,67 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
+/// How `request` prints the response besides curl's own ways.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrintAs {
+    /// `{status, http_version, url, headers, body}` as one JSON object
+    /// (docs/json.md).
+    Json,
+}
+
+/// `request`'s flags: curl's, with curl's meaning (README "curl
+/// compatibility"), so a script moves over by changing one word. Repeatable
+/// body flags keep their command-line order through clap's indices (see
+/// `curl::data_parts`).
 #[derive(Args, Debug)]
 pub struct RequestArgs {
     /// The credential to attach.
     pub name: String,
     pub url: String,
-    /// Method [default: GET, or POST with -d].
+    /// Method [default: GET, or POST with a body, PUT with -T, HEAD with -I].
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     pub method: Option<String>,
-    /// Extra header `Name: value`; repeatable.
+    /// Extra header `Name: value`, or @FILE of such lines; repeatable.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// Body, sent byte-exact: DATA, @FILE, or @- for stdin.
-    #[arg(short = 'd', long = "data", alias = "data-binary", value_name = "DATA")]
-    pub data: Option<String>,
+    /// Body: DATA, @FILE or @- (stdin), sent byte-exact (as
+    /// --data-binary); repeatable, joined with `&`.
+    #[arg(short = 'd', long = "data", alias = "data-ascii", value_name = "DATA")]
+    pub data: Vec<String>,
+    /// Body sent byte-exact: DATA, @FILE or @-; repeatable, joined with `&`.
+    #[arg(long = "data-binary", value_name = "DATA")]
+    pub data_binary: Vec<String>,
+    /// Body sent as given, `@` included; repeatable, joined with `&`.
+    #[arg(long = "data-raw", value_name = "DATA")]
+    pub data_raw: Vec<String>,
+    /// URL-encoded body part: `content`, `=content`, `name=content`,
+    /// `@file` or `name@file`; repeatable, joined with `&`.
+    #[arg(long = "data-urlencode", value_name = "DATA")]
+    pub data_urlencode: Vec<String>,
+    /// JSON body: DATA, @FILE or @-; repeatable (concatenated). Sets
+    /// `Content-Type` and `Accept` to application/json; POST unless -X.
+    #[arg(long = "json", value_name = "DATA")]
+    pub json: Vec<String>,
+    /// Send the -d/--data-urlencode data in the URL's query with GET.
+    #[arg(short = 'G', long = "get")]
+    pub get: bool,
+    /// Add to the URL's query: `+content` as is, else as --data-urlencode
+    /// forms; repeatable.
+    #[arg(long = "url-query", value_name = "DATA")]
+    pub url_query: Vec<String>,
+    /// Multipart form field: `name=value`, `name=@file[;type=T][;filename=F]`
+    /// or `name=<file`; repeatable. Files are streamed.
+    #[arg(short = 'F', long = "form", value_name = "NAME=CONTENT")]
+    pub form: Vec<String>,
+    /// A multipart form field taken literally (no `@` or `<`); repeatable.
+    #[arg(long = "form-string", value_name = "NAME=STRING")]
+    pub form_string: Vec<String>,
+    /// PUT FILE (or - for stdin) as the body, streamed.
+    #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
+    pub upload_file: Option<PathBuf>,
+    /// HEAD request; print the response headers.
+    #[arg(short = 'I', long = "head")]
+    pub head: bool,
     /// Write the body to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -416,23 +465,106 @@ pub struct RequestArgs {
     #[arg(short = 'i', long = "include")]
     pub include: bool,
     /// On HTTP >= 400: no body, exit 22.
-    #[arg(short = 'f', long = "fail")]
+    #[arg(short = 'f', long = "fail", conflicts_with = "fail_with_body")]
     pub fail: bool,
+    /// On HTTP >= 400: print the body, then exit 22.
+    #[arg(long = "fail-with-body")]
+    pub fail_with_body: bool,
     /// Follow redirects within the same origin.
     #[arg(short = 'L', long = "location")]
     pub location: bool,
     /// Give up after this many seconds.
-    #[arg(long, value_name = "SECS")]
+    #[arg(short = 'm', long = "max-time", value_name = "SECS")]
     pub max_time: Option<f64>,
-    /// Print `{status, headers, body}` as JSON.
+    /// Ask for a compressed response. vaultd always asks for and decodes
+    /// gzip, deflate, br and zstd (it must see the plain body to redact
+    /// it), so this only says what curl needs said.
     #[arg(long)]
-    pub json: bool,
-    /// No progress bar (as curl -s).
+    pub compressed: bool,
+    /// After the transfer, print FORMAT with `%{variable}`s (curl's
+    /// `-w`), or @FILE holding it.
+    #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
+    pub write_out: Option<String>,
+    /// Print the response another way instead of the body: `json`.
+    #[arg(long = "print", value_enum, value_name = "FORMAT")]
+    pub print: Option<PrintAs>,
+    /// No progress bar and no error message (as curl -s).
     #[arg(short = 's', long = "silent", conflicts_with = "progress")]
     pub silent: bool,
+    /// With -s, still print the error message.
+    #[arg(short = 'S', long = "show-error")]
+    pub show_error: bool,
     /// Show a progress bar even when stderr is not a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Retry a transient failure (timeout, HTTP 408, 429, 500, 502, 503,
+    /// 504) up to N times.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+    /// Wait this long between retries [default: 1 s, doubling, or the
+    /// response's Retry-After].
+    #[arg(long, value_name = "SECS")]
+    pub retry_delay: Option<u64>,
+    /// Retry only while this many seconds have passed since the first try.
+    #[arg(long, value_name = "SECS")]
+    pub retry_max_time: Option<u64>,
+    /// With --retry, retry on any error.
+    #[arg(long)]
+    pub retry_all_errors: bool,
+    /// With --retry, also retry when the connection is refused.
+    #[arg(long)]
+    pub retry_connrefused: bool,
+    /// The body flags in command-line order (filled from clap's indices).
+    #[arg(skip)]
+    pub data_order: Vec<(DataKind, String)>,
+    /// `-F` (false) and `--form-string` (true) fields in order.
+    #[arg(skip)]
+    pub form_order: Vec<(bool, String)>,
+}
+
+/// Which body flag a part came from: each reads its argument its own way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// `-d`: as `--data-binary` (DESIGN.md), though curl drops CR and LF
+    /// from `@FILE`.
+    Ascii,
+    /// `--data-binary`: byte-exact.
+    Binary,
+    /// `--data-raw`: no `@`.
+    Raw,
+    /// `--data-urlencode`.
+    Urlencode,
+    /// `--json`: concatenated, not joined with `&`.
+    Json,
+}
+
+impl RequestArgs {
+    /// Puts the repeatable body and form flags in command-line order, which
+    /// the derived fields lose.
+    pub fn order_from(&mut self, m: &clap::ArgMatches) {
+        let mut parts: Vec<(usize, DataKind, String)> = Vec::new();
+        for (id, kind) in [
+            ("data", DataKind::Ascii),
+            ("data_binary", DataKind::Binary),
+            ("data_raw", DataKind::Raw),
+            ("data_urlencode", DataKind::Urlencode),
+            ("json", DataKind::Json),
+        ] {
+            if let (Some(idx), Some(vals)) = (m.indices_of(id), m.get_many::<String>(id)) {
+                parts.extend(idx.zip(vals).map(|(i, v)| (i, kind, v.clone())));
+            }
+        }
+        parts.sort_by_key(|p| p.0);
+        self.data_order = parts.into_iter().map(|(_, k, v)| (k, v)).collect();
+        let mut form: Vec<(usize, bool, String)> = Vec::new();
+        for (id, literal) in [("form", false), ("form_string", true)] {
+            if let (Some(idx), Some(vals)) = (m.indices_of(id), m.get_many::<String>(id)) {
+                form.extend(idx.zip(vals).map(|(i, v)| (i, literal, v.clone())));
+            }
+        }
+        form.sort_by_key(|p| p.0);
+        self.form_order = form.into_iter().map(|(_, l, v)| (l, v)).collect();
+    }
 }
 
 #[derive(Args, Debug)]

@@ -12,11 +12,8 @@ use proto::{
 use serde_json::json;
 use vaultctl::{Client, socket_path};
 
-use crate::cli::{
-    AddArgs, Cli, Command, ExplainArgs, KeyfileCommand, OpenbaoCommand, RequestArgs, SignAlg,
-};
-use crate::exit::{Failure, HTTP_ERROR};
-use crate::progress;
+use crate::cli::{AddArgs, Cli, Command, ExplainArgs, KeyfileCommand, OpenbaoCommand, SignAlg};
+use crate::exit::Failure;
 use crate::secret_input;
 
 pub fn run(cli: Cli) -> Result<u8, Failure> {
@@ -115,7 +112,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             },
             "key-file slot removed and the vault re-keyed: the old key file opens nothing saved from now on; delete it",
         ),
-        Command::Request(args) => request(connect()?, args),
+        Command::Request(args) => crate::request::run(args, connect),
         Command::Pubkey { name } => pubkey(connect()?, name),
         Command::Explain(args) => explain(connect()?, args),
         Command::Completions { .. } | Command::Man { .. } => Ok(0),
@@ -664,7 +661,7 @@ fn backup(mut client: Client, path: &Path) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn parse_header(h: &str) -> Result<Header, Failure> {
+pub(crate) fn parse_header(h: &str) -> Result<Header, Failure> {
     let (name, value) = h
         .split_once(':')
         .ok_or_else(|| Failure::usage(format!("header {h:?} is not of the form 'Name: value'")))?;
@@ -682,18 +679,15 @@ fn parse_header(h: &str) -> Result<Header, Failure> {
 /// in chunks (any size).
 enum Body {
     Inline(Vec<u8>),
-    /// A reader and its size, when known.
-    Stream(Box<dyn Read + Send>, Option<u64>),
+    /// A reader (`@FILE`, `@-`).
+    Stream(Box<dyn Read + Send>),
 }
 
 fn body_of(data: &str) -> Result<Body, Failure> {
     match data.strip_prefix('@') {
-        Some("-") => Ok(Body::Stream(Box::new(std::io::stdin()), None)),
+        Some("-") => Ok(Body::Stream(Box::new(std::io::stdin()))),
         Some(file) => std::fs::File::open(file)
-            .map(|f| {
-                let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-                Body::Stream(Box::new(f), size)
-            })
+            .map(|f| Body::Stream(Box::new(f)))
             .map_err(|e| Failure::usage(format!("cannot read {file}: {e}"))),
         None => Ok(Body::Inline(data.as_bytes().to_vec())),
     }
@@ -736,123 +730,10 @@ fn curl_parts(
     })
 }
 
-fn request(mut client: Client, a: RequestArgs) -> Result<u8, Failure> {
-    let Parts {
-        method,
-        headers,
-        body,
-    } = curl_parts(a.method, &a.headers, a.data.as_deref())?;
-    let timeout_ms = match a.max_time {
-        Some(s) if !(s > 0.0 && s.is_finite()) => {
-            return Err(Failure::usage(
-                "--max-time must be a positive number of seconds",
-            ));
-        }
-        Some(s) => Some((s * 1000.0).ceil() as u64),
-        None => None,
-    };
-    let mode = progress::Mode {
-        silent: a.silent,
-        forced: a.progress,
-    };
-    let (inline, streamed) = match body {
-        Some(Body::Inline(b)) => (Some(b), None),
-        Some(Body::Stream(r, size)) => match progress::bar(mode, size, "upload") {
-            Some(pb) => (
-                None,
-                Some(Box::new(pb.wrap_read(r)) as Box<dyn Read + Send>),
-            ),
-            None => (None, Some(r)),
-        },
-        None => (None, None),
-    };
-    let job = JobRequest {
-        credential: a.name,
-        method,
-        url: a.url,
-        headers,
-        body: inline,
-        follow_redirects: a.location,
-        timeout_ms,
-    };
-    let mut resp = client.stream_job(job, streamed)?;
-    if a.fail && resp.head.status >= 400 {
-        // Dropping the connection cancels the transfer of the body.
-        return Err(Failure {
-            code: HTTP_ERROR,
-            message: format!("the requested URL returned error: {}", resp.head.status),
-        });
-    }
-    if a.json {
-        let mut head = resp.head.clone();
-        while let Some(c) = resp.next_chunk()? {
-            if head.body.len() + c.len() > proto::MAX_BODY {
-                return Err(Failure::usage(format!(
-                    "--json holds the body in memory: more than {} MiB; use -o FILE",
-                    proto::MAX_BODY >> 20
-                )));
-            }
-            head.body.extend_from_slice(&c);
-        }
-        println!("{}", response_json(&head));
-        return Ok(0);
-    }
-    let to_file = a.output.as_ref().filter(|p| p.as_os_str() != "-");
-    let mut out: Box<dyn Write> = match to_file {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-            |e| Failure::usage(format!("cannot write {}: {e}", p.display())),
-        )?)),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let werr = |e: std::io::Error| Failure::usage(format!("cannot write the response: {e}"));
-    if a.include {
-        write_head(&mut *out, &resp.head).map_err(werr)?;
-    }
-    let length = resp
-        .head
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| {
-            std::str::from_utf8(&h.value)
-                .ok()?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        });
-    let pb = progress::bar(mode, length, "download");
-    while let Some(c) = resp.next_chunk()? {
-        out.write_all(&c).map_err(werr)?;
-        if let Some(pb) = &pb {
-            pb.inc(c.len() as u64);
-        }
-    }
-    out.flush().map_err(werr)?;
-    if let Some(pb) = pb {
-        pb.finish();
-    }
-    Ok(0)
-}
-
-/// The status line and headers as curl -i prints them.
-fn write_head(out: &mut dyn Write, head: &JobResponse) -> std::io::Result<()> {
-    write!(out, "{} {}", head.http_version, head.status)?;
-    if !head.reason.is_empty() {
-        write!(out, " {}", head.reason)?;
-    }
-    out.write_all(b"\r\n")?;
-    for h in &head.headers {
-        write!(out, "{}: ", h.name)?;
-        out.write_all(&h.value)?;
-        out.write_all(b"\r\n")?;
-    }
-    out.write_all(b"\r\n")
-}
-
 /// `{status, headers, body}`: headers as an object of lower-case names
 /// (repeated headers joined with ", "); the body as text when it is UTF-8,
 /// else as `body_base64`.
-fn response_json(r: &JobResponse) -> serde_json::Value {
+pub(crate) fn response_json(r: &JobResponse) -> serde_json::Value {
     let mut headers = serde_json::Map::new();
     for h in &r.headers {
         let v = String::from_utf8_lossy(&h.value).into_owned();
@@ -919,7 +800,7 @@ fn explain(mut client: Client, a: ExplainArgs) -> Result<u8, Failure> {
     // The digest a signing credential would add needs the whole body.
     let body = match body {
         Some(Body::Inline(b)) => Some(b),
-        Some(Body::Stream(r, _)) => {
+        Some(Body::Stream(r)) => {
             let mut buf = Vec::new();
             r.take(proto::MAX_BODY as u64 + 1)
                 .read_to_end(&mut buf)

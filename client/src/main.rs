@@ -2,19 +2,34 @@
 
 mod cli;
 mod commands;
+mod curl;
 mod exit;
 mod import;
 mod progress;
+mod request;
 mod scan;
 mod secret_input;
+mod writeout;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+
+/// Parses argv; `request`'s repeatable body flags also get their order.
+fn parse() -> Result<cli::Cli, clap::Error> {
+    let matches = cli::Cli::command().try_get_matches()?;
+    let mut cli = cli::Cli::from_arg_matches(&matches)?;
+    if let (cli::Command::Request(a), Some(("request", m))) =
+        (&mut cli.command, matches.subcommand())
+    {
+        a.order_from(m);
+    }
+    Ok(cli)
+}
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match parse() {
         Ok(c) => c,
         Err(e) => {
             // Help and version go to stdout with exit 0.

@@ -3,6 +3,7 @@
 //! test CA made by rcgen), and a real OpenBao (`openbao`). Nothing here
 //! reaches beyond 127.0.0.1.
 
+pub mod curl;
 pub mod daemon;
 pub mod memscan;
 pub mod openbao;

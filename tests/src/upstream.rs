@@ -195,6 +195,11 @@ impl Upstream {
         self.log.lock().expect("log").clone()
     }
 
+    /// Forgets the requests recorded so far (`/flaky` counts from here).
+    pub fn clear(&self) {
+        self.log.lock().expect("log").clear();
+    }
+
     /// Whether any request, in any header or body, carried `needle`.
     pub fn saw(&self, needle: &str) -> bool {
         self.requests().iter().any(|r| {
@@ -469,6 +474,33 @@ async fn handle(
                 ),
                 Some(Err(e)) => reply(401, "text/plain", format!("signature rejected: {e}")),
                 None => reply(500, "text/plain", "no verify key set"),
+            }
+        }
+        // Fails the first `n` requests to this target since the last
+        // `clear` with `status` (default 503) and, given `after`, a
+        // `Retry-After: after`; then answers 200 (curl's --retry tests).
+        "/flaky" => {
+            let n: usize = query_param(&target, "n")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let seen = log
+                .lock()
+                .expect("log")
+                .iter()
+                .filter(|r| r.target == target)
+                .count();
+            if seen <= n {
+                let code: u16 = query_param(&target, "status")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(503);
+                let mut r = reply(code, "text/plain", format!("try {seen} failed\n"));
+                if let Some(after) = query_param(&target, "after") {
+                    r.headers_mut()
+                        .insert("retry-after", after.parse().expect("header value"));
+                }
+                r
+            } else {
+                reply(200, "text/plain", format!("ok after {n}\n"))
             }
         }
         p if p.starts_with("/status/") => {

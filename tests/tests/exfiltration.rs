@@ -8,7 +8,7 @@ use std::io::Read;
 use harness::{Daemon, Upstream, canary};
 
 /// How the script asks: each case runs in every one of these.
-const MODES: &[&str] = &["plain", "-i", "-o", "--json"];
+const MODES: &[&str] = &["plain", "-i", "-o", "--print=json"];
 
 /// What a case expects besides "no token anywhere".
 #[derive(Clone, Copy, PartialEq)]
@@ -28,7 +28,7 @@ struct Case {
     cred: &'static str,
     path: &'static str,
     args: &'static [&'static str],
-    /// Send a streamed body (`-d @FILE`).
+    /// Send a streamed body (`-d @FILE` of 2 MiB).
     streamed: bool,
     expect: Expect,
 }
@@ -260,7 +260,10 @@ fn no_echo_of_the_token_reaches_the_client() {
     d.add("s", &slash_token, &["--bearer", "--origin", &up.origin()])
         .ok();
     let upload = d.path("upload.bin");
-    std::fs::write(&upload, b"streamed body").unwrap();
+    // Over vaultctl's 1 MiB inline limit, so it is streamed.
+    let mut streamed = b"streamed body".to_vec();
+    streamed.resize(2 << 20, b'.');
+    std::fs::write(&upload, &streamed).unwrap();
     let upload_arg = format!("@{}", upload.display());
 
     let mut failures = Vec::new();

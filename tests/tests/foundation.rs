@@ -326,7 +326,9 @@ fn echoed_token_is_redacted_in_body_and_headers() {
     let out = d.ctl(&["request", "m", &up.url("/echo-encoded")]).ok();
     let text = out.text();
     assert_eq!(text.matches("[redacted]").count(), 4, "{text}");
-    let json = d.ctl(&["request", "m", &up.url("/echo"), "--json"]).ok();
+    let json = d
+        .ctl(&["request", "m", &up.url("/echo"), "--print=json"])
+        .ok();
     assert_eq!(count(&json.stdout, token.as_bytes()), 0);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["status"], 200);
@@ -347,7 +349,7 @@ fn binary_bodies_are_byte_exact_both_ways() {
             "request",
             "b",
             &up.url("/bytes"),
-            "-d",
+            "--data-binary",
             &format!("@{}", file.display()),
         ])
         .ok();

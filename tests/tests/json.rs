@@ -184,7 +184,10 @@ fn request_json_schema_text_and_binary_bodies() {
     d.add("m", &token, &["--bearer", "--origin", &up.origin()])
         .ok();
 
-    let v = json(d.ctl(&["request", "m", &up.url("/user"), "--json"]).ok());
+    let v = json(
+        d.ctl(&["request", "m", &up.url("/user"), "--print=json"])
+            .ok(),
+    );
     assert_schema(&v, RESPONSE_TEXT);
     assert_eq!(v["status"], 200);
     assert_eq!(v["http_version"], "HTTP/1.1");
@@ -204,8 +207,15 @@ fn request_json_schema_text_and_binary_bodies() {
     std::fs::write(&file, &bytes).unwrap();
     let arg = format!("@{}", file.display());
     let v = json(
-        d.ctl(&["request", "m", &up.url("/bytes"), "-d", &arg, "--json"])
-            .ok(),
+        d.ctl(&[
+            "request",
+            "m",
+            &up.url("/bytes"),
+            "--data-binary",
+            &arg,
+            "--print=json",
+        ])
+        .ok(),
     );
     let mut binary = RESPONSE_TEXT[..4].to_vec();
     binary.push(("body_base64", "string"));
@@ -218,12 +228,12 @@ fn request_json_schema_text_and_binary_bodies() {
 
     // An HTTP error is still a document without -f (and nothing with -f).
     let v = json(
-        d.ctl(&["request", "m", &up.url("/status/404"), "--json"])
+        d.ctl(&["request", "m", &up.url("/status/404"), "--print=json"])
             .ok(),
     );
     assert_eq!(v["status"], 404);
     let out = d
-        .ctl(&["request", "m", &up.url("/status/404"), "--json", "-f"])
+        .ctl(&["request", "m", &up.url("/status/404"), "--print=json", "-f"])
         .code(22);
     assert!(out.stdout.is_empty());
 }

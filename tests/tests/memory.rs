@@ -397,7 +397,8 @@ fn lock_frees_the_token_of_an_upload_that_stalled() {
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("spawn vaultctl");
     let mut stdin = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, &vec![b'u'; 1 << 20]).unwrap();
+    // More than vaultctl reads before it starts a job (1 MiB, sent inline).
+    std::io::Write::write_all(&mut stdin, &vec![b'u'; 2 << 20]).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert_token_present(&d, &token);
     d.ctl(&["lock"]).ok();

@@ -48,7 +48,7 @@ fn periodic_token_and_body_redact_in_linear_time_off_the_client_threads() {
             if i % 2 == 0 {
                 c.arg("-o").arg(&out);
             } else {
-                c.arg("--json");
+                c.arg("--print=json");
             }
             let child = c
                 .stdin(Stdio::null())

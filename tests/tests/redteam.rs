@@ -135,7 +135,7 @@ fn clipped_policy_messages_hand_out_token_prefixes() {
         let pad = "a".repeat(200 - c.before - (token.len() - 1));
         let to = c.to.replace("PAD", &pad);
         let url = up.url(&format!("/redirect-echo?to={to}"));
-        for mode in [&[][..], &["--json"][..], &["-i"][..]] {
+        for mode in [&[][..], &["--print=json"][..], &["-i"][..]] {
             let mut args = vec!["request", c.cred, url.as_str(), "-L"];
             args.extend_from_slice(mode);
             if let Some(leak) = leak_in(&d, &args, &token) {
@@ -289,14 +289,14 @@ fn a_gzip_transfer_coding_is_decoded_or_refused() {
     let mut failures = Vec::new();
     for path in ["/te-chunked", "/te-close"] {
         let url = format!("{origin}{path}");
-        for mode in [&[][..], &["-i"][..], &["--json"][..]] {
+        for mode in [&[][..], &["-i"][..], &["--print=json"][..]] {
             let mut args = vec!["request", "b", url.as_str()];
             args.extend_from_slice(mode);
             let (code, stdout, _) = run(&d, &args);
             // The body starts after the head in -i output.
             let body = match memchr::memmem::find(&stdout, b"\r\n\r\n") {
                 Some(i) if mode == ["-i"] => stdout[i + 4..].to_vec(),
-                _ if mode == ["--json"] => json_body(&stdout),
+                _ if mode == ["--print=json"] => json_body(&stdout),
                 _ => stdout.clone(),
             };
             if let Some(piece) = leaked_run(&inflated(&body), &token) {

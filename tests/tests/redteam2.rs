@@ -210,7 +210,7 @@ fn everyday_encoders_the_redactor_misses() {
             _ => &u_token,
         };
         let echoed = encode(token.as_bytes(), form);
-        for mode in ["plain", "--json", "-i"] {
+        for mode in ["plain", "--print=json", "-i"] {
             let url = format!("{origin}/form?f={form}");
             let mut args = vec!["request", cred, url.as_str()];
             if mode != "plain" {
@@ -218,7 +218,7 @@ fn everyday_encoders_the_redactor_misses() {
             }
             let (code, stdout, stderr) = run(&d, &args);
             // In --json the body is JSON-escaped: compare on the decoded body.
-            let body = if mode == "--json" {
+            let body = if mode == "--print=json" {
                 let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
                 v["body"].as_str().unwrap_or_default().as_bytes().to_vec()
             } else {
@@ -515,7 +515,13 @@ fn final_url_in_whatwg_percent_encoding() {
         d.add(cred, &token, &["--bearer", "--origin", &origin]).ok();
         let (code, stdout, _) = run(
             &d,
-            &["request", cred, &format!("{origin}/start"), "-L", "--json"],
+            &[
+                "request",
+                cred,
+                &format!("{origin}/start"),
+                "-L",
+                "--print=json",
+            ],
         );
         let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
         let url = v["url"].as_str().unwrap_or_default().to_owned();

@@ -312,14 +312,14 @@ fn escape_syntaxes_the_views_do_not_decode() {
             _ => &u_token,
         };
         let echoed = encode(token.as_bytes(), form);
-        for mode in ["plain", "--json", "-i"] {
+        for mode in ["plain", "--print=json", "-i"] {
             let url = format!("{origin}/form?f={form}");
             let mut args = vec!["request", cred, url.as_str()];
             if mode != "plain" {
                 args.push(mode);
             }
             let (code, stdout, stderr) = run(&d, &args);
-            let body = if mode == "--json" {
+            let body = if mode == "--print=json" {
                 let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
                 v["body"].as_str().unwrap_or_default().as_bytes().to_vec()
             } else {
