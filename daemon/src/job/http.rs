@@ -724,6 +724,11 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 /// The sender ends it with an empty piece ([`ChannelBody::END`]).
 pub struct ChannelBody {
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    /// The length the client announced, if any: sent upstream as
+    /// `Content-Length` (hyper takes it from the size hint), since many
+    /// servers refuse a chunked upload. The client's framing has already
+    /// held it to that length, and hyper checks it again.
+    len: Option<u64>,
 }
 
 impl ChannelBody {
@@ -731,7 +736,15 @@ impl ChannelBody {
     pub const END: Bytes = Bytes::new();
 
     pub fn body(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> reqwest::Body {
-        reqwest::Body::wrap(ChannelBody { rx })
+        ChannelBody::sized(rx, None)
+    }
+
+    /// As [`ChannelBody::body`], of a known length.
+    pub fn sized(
+        rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+        len: Option<u64>,
+    ) -> reqwest::Body {
+        reqwest::Body::wrap(ChannelBody { rx, len })
     }
 }
 
@@ -751,6 +764,13 @@ impl http_body::Body for ChannelBody {
             Some(r) => Some(r.map(http_body::Frame::data)),
             None => Some(Err(std::io::Error::other("the upload was cut short"))),
         })
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.len.map_or_else(
+            http_body::SizeHint::default,
+            http_body::SizeHint::with_exact,
+        )
     }
 }
 

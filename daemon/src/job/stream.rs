@@ -185,7 +185,7 @@ impl Streamed<'_> {
         W: AsyncWrite + Unpin,
     {
         if body_follows && matches!(prepared.injection, proto::Injection::Sign { .. }) {
-            let body = gather_body_to_sign(&mut rd, self.max.min(proto::MAX_BODY))
+            let body = gather_body_to_sign(&mut Frames(&mut rd), self.max.min(proto::MAX_BODY))
                 .await
                 .map_err(Failed::closing)?;
             prepared.body = Some(body);
@@ -213,7 +213,15 @@ impl Streamed<'_> {
         let limit = self.deadline.saturating_duration_since(Instant::now());
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let body = body_follows.then(|| ChannelBody::body(rx));
-        let pump = pump_upload(rd, tx, self.max, prepared.epoch.clone(), body_follows);
+        let epoch = prepared.epoch.clone();
+        let max = self.max;
+        let pump = async move {
+            if body_follows {
+                pump_upload(Frames(rd), tx, max, epoch).await
+            } else {
+                Ok(())
+            }
+        };
         let send = within(limit, self.state.http.send(prepared, body));
         tokio::pin!(pump, send);
         let mut uploaded = !body_follows;
@@ -242,12 +250,10 @@ impl Streamed<'_> {
         }
     }
 
-    /// The head, then the redacted body in chunks, then `End`. Large
-    /// pieces are searched off the async workers, so the other clients
-    /// they serve are not kept waiting.
+    /// The head, then the redacted body in chunks, then `End`.
     async fn relay_download<W>(
         &self,
-        mut started: Started,
+        started: Started,
         epoch: &Epoch,
         out: &mut Replies<W>,
     ) -> Result<bool, Failed>
@@ -258,27 +264,12 @@ impl Streamed<'_> {
         if !out.send(&Response::Head(started.head.clone())).await {
             return Ok(false);
         }
-        let mut redactor = StreamRedactor::new(started.redactor.clone());
+        let mut download = Download::new(started, epoch.clone(), self.max);
         let mut pending: Vec<u8> = Vec::new();
-        let mut total = 0usize;
         loop {
-            match started.chunk().await {
-                Ok(Some(_)) if !epoch.is_current() => {
-                    return Err(Failed::logged(self, JobError::LockedMeanwhile));
-                }
+            match download.next().await {
                 Ok(Some(piece)) => {
-                    total += piece.len();
-                    if total > self.max {
-                        return Err(Failed::logged(self, too_large("response", self.max)));
-                    }
-                    if redactor.pending_len(piece.len()) > REDACT_INLINE_MAX
-                        && tokio::runtime::Handle::current().runtime_flavor()
-                            == tokio::runtime::RuntimeFlavor::MultiThread
-                    {
-                        pending.extend(tokio::task::block_in_place(|| redactor.push(&piece)));
-                    } else {
-                        pending.extend(redactor.push(&piece));
-                    }
+                    pending.extend(piece);
                     if pending.len() >= proto::CHUNK {
                         let chunk = std::mem::take(&mut pending);
                         if !out.send(&Response::Chunk(chunk)).await {
@@ -292,7 +283,6 @@ impl Streamed<'_> {
                 Err(e) => return Err(Failed::logged(self, e)),
             }
         }
-        pending.extend(redactor.finish());
         if !pending.is_empty() && !out.send(&Response::Chunk(pending)).await {
             return Ok(false);
         }
@@ -301,28 +291,103 @@ impl Streamed<'_> {
     }
 }
 
-/// Client to upstream: chunks until the client's `End` (dropping `tx`
+/// A response body on its way to a client, redacted piece by piece: the
+/// one path every front (the socket protocol, the HTTP front) takes a
+/// download through, so each gets the same held-back window, size cap and
+/// end at `lock`.
+pub struct Download {
+    started: Started,
+    redactor: StreamRedactor,
+    epoch: Epoch,
+    max: usize,
+    total: usize,
+    done: bool,
+}
+
+impl Download {
+    pub fn new(started: Started, epoch: Epoch, max: usize) -> Download {
+        let redactor = StreamRedactor::new(started.redactor.clone());
+        Download {
+            started,
+            redactor,
+            epoch,
+            max,
+            total: 0,
+            done: false,
+        }
+    }
+
+    /// The redacted bytes of the next upstream piece (possibly empty: the
+    /// redactor holds back a window that could start an echo), the held-back
+    /// tail at the end, then `None`. Large pieces are searched off the async
+    /// workers, so the other clients they serve are not kept waiting.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, JobError> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.started.chunk().await? {
+            Some(_) if !self.epoch.is_current() => Err(JobError::LockedMeanwhile),
+            Some(piece) => {
+                self.total += piece.len();
+                if self.total > self.max {
+                    return Err(too_large("response", self.max));
+                }
+                if self.redactor.pending_len(piece.len()) > REDACT_INLINE_MAX
+                    && tokio::runtime::Handle::current().runtime_flavor()
+                        == tokio::runtime::RuntimeFlavor::MultiThread
+                {
+                    Ok(Some(tokio::task::block_in_place(|| {
+                        self.redactor.push(&piece)
+                    })))
+                } else {
+                    Ok(Some(self.redactor.push(&piece)))
+                }
+            }
+            None => {
+                self.done = true;
+                Ok(Some(self.redactor.finish()))
+            }
+        }
+    }
+}
+
+/// Where a streamed upload's pieces come from: the socket protocol's
+/// `Chunk` frames, or an HTTP request body on the front. `Ok(None)` is the
+/// client's explicit end; a client that goes away first is an error, so a
+/// body cut short never reaches the upstream as a complete one.
+pub trait UploadSource {
+    fn piece(&mut self) -> impl std::future::Future<Output = Result<Option<Bytes>, JobError>>;
+}
+
+/// The socket protocol's upload: `Chunk` frames until `End`.
+struct Frames<R>(R);
+
+impl<R: AsyncRead + Unpin> UploadSource for Frames<R> {
+    async fn piece(&mut self) -> Result<Option<Bytes>, JobError> {
+        match read_frame_async::<_, Request>(&mut self.0).await {
+            Ok(Some(Request::Chunk(c))) => Ok(Some(Bytes::from(c))),
+            Ok(Some(Request::End)) => Ok(None),
+            Ok(Some(_)) => Err(JobError::ExpectedChunk),
+            Ok(None) | Err(_) => Err(JobError::ClientGone),
+        }
+    }
+}
+
+/// Client to upstream: pieces until the client's end (dropping `tx`
 /// ends the body); an error aborts the upstream request through the body.
 /// A `lock` while the body flows ends it: the token's copies (in the
 /// redactor, in the connection) go with the job.
-async fn pump_upload<R>(
-    mut rd: R,
+pub async fn pump_upload<S: UploadSource>(
+    mut src: S,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     max: usize,
     epoch: Epoch,
-    body_follows: bool,
-) -> Result<(), JobError>
-where
-    R: AsyncRead + Unpin,
-{
-    if !body_follows {
-        return Ok(());
-    }
+) -> Result<(), JobError> {
     let mut total = 0usize;
     loop {
-        let fail = match read_frame_async::<_, Request>(&mut rd).await {
-            Ok(Some(Request::Chunk(_))) if !epoch.is_current() => JobError::LockedMeanwhile,
-            Ok(Some(Request::Chunk(c))) => {
+        let fail = match src.piece().await {
+            Ok(Some(_)) if !epoch.is_current() => JobError::LockedMeanwhile,
+            Ok(Some(c)) => {
                 total += c.len();
                 if total > max {
                     too_large("request", max)
@@ -330,17 +395,16 @@ where
                     // An empty piece would read as the end (ChannelBody::END).
                     if !c.is_empty() {
                         // The upstream may stop reading (early response): fine.
-                        let _ = tx.send(Ok(Bytes::from(c))).await;
+                        let _ = tx.send(Ok(c)).await;
                     }
                     continue;
                 }
             }
-            Ok(Some(Request::End)) => {
+            Ok(None) => {
                 let _ = tx.send(Ok(ChannelBody::END)).await;
                 return Ok(());
             }
-            Ok(Some(_)) => JobError::ExpectedChunk,
-            Ok(None) | Err(_) => JobError::ClientGone,
+            Err(e) => e,
         };
         let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
         return Err(fail);
@@ -349,21 +413,21 @@ where
 
 /// A signed request's body, whole: Content-Digest covers it and goes in
 /// the headers. Held in memory, so at most `max` bytes.
-async fn gather_body_to_sign<R>(rd: &mut R, max: usize) -> Result<Bytes, JobError>
-where
-    R: AsyncRead + Unpin,
-{
+pub async fn gather_body_to_sign<S: UploadSource>(
+    src: &mut S,
+    max: usize,
+) -> Result<Bytes, JobError> {
     let mut body = Vec::new();
     loop {
-        match read_frame_async::<_, Request>(rd).await {
-            Ok(Some(Request::Chunk(c))) => {
+        match src.piece().await {
+            Ok(Some(c)) => {
                 if body.len() + c.len() > max {
                     return Err(JobError::SignedBodyTooLarge { max });
                 }
                 body.extend_from_slice(&c);
             }
-            Ok(Some(Request::End)) => return Ok(Bytes::from(body)),
-            _ => return Err(JobError::ClientGone),
+            Ok(None) => return Ok(Bytes::from(body)),
+            Err(_) => return Err(JobError::ClientGone),
         }
     }
 }
