@@ -258,6 +258,7 @@ fn status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
         pid,
         vault_path,
         openbao,
+        http_socket,
     } = s;
     let state = match state {
         VaultState::Uninitialized => "uninitialized",
@@ -274,6 +275,7 @@ fn status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
             "pid": pid,
             "vault": vault_path,
             "openbao": openbao.as_ref().map(openbao_json),
+            "http_socket": http_socket,
         });
         println!("{v}");
     } else {
@@ -289,6 +291,10 @@ fn status(mut client: Client, as_json: bool) -> Result<u8, Failure> {
             "uptime: {}",
             humantime::format_duration(Duration::from_secs(uptime_secs))
         );
+        match &http_socket {
+            Some(p) => println!("http front: {p}"),
+            None => println!("http front: off"),
+        }
         if let Some(o) = openbao {
             println!(
                 "openbao: {}, node {}{}",

@@ -24,6 +24,11 @@ pub struct Args {
     /// $XDG_DATA_HOME/vaultd/vault]
     #[arg(long, value_name = "PATH")]
     pub vault: Option<PathBuf>,
+    /// The HTTP front's socket: HTTP/1.1 for any client that can speak it
+    /// over a Unix socket; an empty PATH turns it off [default: the
+    /// config's `http_socket`, else http.sock beside the main socket]
+    #[arg(long, value_name = "PATH")]
+    pub http_socket: Option<PathBuf>,
     /// Config file [default: $XDG_CONFIG_HOME/vaultd/config.toml, optional]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,

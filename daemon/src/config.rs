@@ -98,6 +98,7 @@ struct RawConfig {
     hello_timeout: Option<String>,
     idle_timeout: Option<String>,
     openbao: Option<RawOpenBao>,
+    http_socket: Option<PathBuf>,
 }
 
 /// `[openbao]` as written.
@@ -176,6 +177,45 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// `None` when there is no `[openbao]` table.
     pub openbao: Option<OpenBaoConfig>,
+    /// The HTTP front's socket (see `front`): as configured until `main`
+    /// resolves it, then where it is served (or `Off`), which `status`
+    /// shows.
+    pub http_socket: FrontSocket,
+}
+
+/// Where the HTTP front listens. A separate socket rather than a mode of
+/// the main one, so its path can be given to an HTTP library as is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum FrontSocket {
+    /// `http.sock` beside the main socket.
+    #[default]
+    Default,
+    /// `http_socket = ""`: no front.
+    Off,
+    At(PathBuf),
+}
+
+impl FrontSocket {
+    /// An empty path turns the front off (as `http_socket = ""` and
+    /// `--http-socket ''` say).
+    pub fn from_path(p: PathBuf) -> FrontSocket {
+        if p.as_os_str().is_empty() {
+            FrontSocket::Off
+        } else {
+            FrontSocket::At(p)
+        }
+    }
+
+    /// The path beside the main `socket` for `Default`.
+    pub fn resolve(&self, socket: &Path) -> Option<PathBuf> {
+        match self {
+            FrontSocket::Default => {
+                Some(socket.parent().unwrap_or(Path::new(".")).join("http.sock"))
+            }
+            FrontSocket::Off => None,
+            FrontSocket::At(p) => Some(p.clone()),
+        }
+    }
 }
 
 /// Defaults of the connection limits (see [`Config`]).
@@ -202,6 +242,7 @@ impl Default for Config {
             hello_timeout: DEFAULT_HELLO_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             openbao: None,
+            http_socket: FrontSocket::Default,
         }
     }
 }
@@ -279,6 +320,9 @@ impl Config {
             hello_timeout,
             idle_timeout,
             openbao: raw.openbao.map(openbao).transpose()?,
+            http_socket: raw
+                .http_socket
+                .map_or(FrontSocket::Default, FrontSocket::from_path),
         })
     }
 }

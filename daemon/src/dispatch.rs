@@ -175,6 +175,10 @@ fn status(state: &State) -> Response {
         pid: std::process::id(),
         vault_path: state.vault_path.display().to_string(),
         openbao: state.openbao_status(),
+        http_socket: match &state.config.http_socket {
+            crate::config::FrontSocket::At(p) => Some(p.display().to_string()),
+            _ => None,
+        },
     })
 }
 

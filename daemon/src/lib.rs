@@ -8,6 +8,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod error;
+mod front;
 mod harden;
 mod job;
 mod openbao;
@@ -25,15 +26,16 @@ mod vault;
 // fuzz targets use. Everything else is private, so the compiler reports
 // what nothing uses.
 pub use args::Args;
-pub use config::Config;
+pub use config::{Config, FrontSocket};
 pub use dispatch::handle;
+pub use front::serve as serve_front;
 pub use harden::harden_process;
 pub use paths::{default_config, default_socket, default_vault};
 pub use peer::Peer;
 pub use server::{bind, serve};
 pub use state::State;
 pub use systemd::{
-    auto_unlock, key_source, listener_from_fd, notify_ready, notify_stopping, take_listen_fd,
+    auto_unlock, key_source, listener_from_fd, notify_ready, notify_stopping, take_listen_fds,
 };
 pub use vault::instance::SoleInstance;
 pub use vault::{DataKey, KdfParams, VaultFile};

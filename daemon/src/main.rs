@@ -42,8 +42,8 @@ fn run(args: Args) -> Result<(), String> {
     // exists. The path stays what --socket/defaults say (for messages and
     // the vault lock); the socket file itself belongs to systemd and is
     // neither unlinked nor rebound.
-    let inherited = vaultd::take_listen_fd().map_err(|e| e.to_string())?;
-    let config = match &args.config {
+    let inherited = vaultd::take_listen_fds().map_err(|e| e.to_string())?;
+    let mut config = match &args.config {
         Some(p) => Config::load(p, true),
         None => match vaultd::default_config() {
             Some(p) => Config::load(&p, false),
@@ -67,6 +67,16 @@ fn run(args: Args) -> Result<(), String> {
         .or_else(vaultd::default_vault)
         .ok_or("no vault path: set HOME or XDG_DATA_HOME, or pass --vault")?;
 
+    // The front's path, resolved once: `status` shows where it is served.
+    if let Some(p) = args.http_socket {
+        config.http_socket = vaultd::FrontSocket::from_path(p);
+    }
+    let front_path = config.http_socket.resolve(&socket);
+    config.http_socket = match &front_path {
+        Some(p) => vaultd::FrontSocket::At(p.clone()),
+        None => vaultd::FrontSocket::Off,
+    };
+
     // Before the socket is bound: a refused second daemon must not replace
     // the first one's socket. Held until `run` returns.
     let _vault_lock = SoleInstance::acquire(&vault, &socket).map_err(|e| e.to_string())?;
@@ -89,7 +99,7 @@ fn run(args: Args) -> Result<(), String> {
         // may signal as soon as it can connect.
         spawn_lock_on_sigusr1(state.clone())?;
         let shutdown = shutdown_signal();
-        let (listener, how) = match inherited {
+        let (listener, how) = match inherited.main {
             Some(fd) => (
                 vaultd::listener_from_fd(fd)
                     .map_err(|e| format!("cannot use the socket passed by systemd: {e}"))?,
@@ -103,6 +113,28 @@ fn run(args: Args) -> Result<(), String> {
             socket.display(),
             vault.display()
         );
+        let front =
+            match (inherited.front, &front_path) {
+                (_, None) => None,
+                (Some(fd), Some(p)) => {
+                    tracing::info!("http front on {} (socket activation)", p.display());
+                    Some(vaultd::listener_from_fd(fd).map_err(|e| {
+                        format!("cannot use the http socket passed by systemd: {e}")
+                    })?)
+                }
+                (None, Some(p)) => {
+                    let l = vaultd::bind(p).map_err(|e| format!("http front: {e}"))?;
+                    tracing::info!("http front on {}", p.display());
+                    Some(l)
+                }
+            };
+        let (front_stop, front_stopped) = tokio::sync::watch::channel(false);
+        if let Some(l) = front {
+            let mut stopped = front_stopped.clone();
+            tokio::spawn(vaultd::serve_front(l, state.clone(), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }));
+        }
         let unlocked = vaultd::auto_unlock(&state, key_source).await;
         vaultd::notify_ready(if unlocked {
             "serving (unlocked)"
@@ -114,6 +146,7 @@ fn run(args: Args) -> Result<(), String> {
             vaultd::notify_stopping();
         })
         .await;
+        let _ = front_stop.send(true);
         state.lock();
         tracing::info!("vaultd stopped; keys dropped");
         Ok::<(), String>(())

@@ -27,41 +27,76 @@ pub enum ActivationError {
     #[error("bad socket activation environment: {0}")]
     Environment(io::Error),
     #[error(
-        "socket activation passed {0} sockets; vaultd.socket must declare exactly one ListenStream="
+        "socket activation passed {0} sockets; vaultd.socket declares at most two ListenStream= (the main socket and FileDescriptorName=http)"
     )]
     Several(usize),
+    #[error(
+        "socket activation passed two sockets, but LISTEN_FDNAMES does not name exactly one of them `http` (FileDescriptorName=http on the front's ListenStream=)"
+    )]
+    Unnamed,
     #[error("the socket passed by systemd is not usable: {0}")]
     Unusable(&'static str),
     #[error("the socket passed by systemd is not usable: {0}")]
     Unreadable(io::Error),
 }
 
-/// The listening socket passed by the service manager, if any.
+/// The `FileDescriptorName=` of the HTTP front's socket in vaultd.socket.
+pub const FRONT_FD_NAME: &str = "http";
+
+/// The listening sockets passed by the service manager.
+#[derive(Default)]
+pub struct Inherited {
+    /// The main (vaultctl) socket.
+    pub main: Option<OwnedFd>,
+    /// The HTTP front's socket (named [`FRONT_FD_NAME`]).
+    pub front: Option<OwnedFd>,
+}
+
+/// The listening sockets passed by the service manager, if any.
 ///
-/// Takes ownership of the first descriptor of `LISTEN_FDS` (more than one is
-/// an error: vaultd.socket declares exactly one). Call it once, before the
-/// runtime starts threads; the descriptor is checked to be a listening Unix
-/// stream socket so that a stray fd 3 is never mistaken for one.
-pub fn take_listen_fd() -> Result<Option<OwnedFd>, ActivationError> {
+/// One descriptor is the main socket whatever its name (a vaultd.socket
+/// from before the front). With two, `LISTEN_FDNAMES` tells them apart:
+/// the one named [`FRONT_FD_NAME`] is the HTTP front's, the other the main
+/// socket; anything else is an error. Call it once, before the runtime
+/// starts threads; each descriptor is checked to be a listening Unix
+/// stream socket so that a stray fd is never mistaken for one.
+pub fn take_listen_fds() -> Result<Inherited, ActivationError> {
     let fds: Vec<RawFd> = sd_notify::listen_fds()
         .map_err(ActivationError::Environment)?
         .collect();
-    let fd = match fds.as_slice() {
-        [] => return Ok(None),
-        [fd] => *fd,
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|v| v.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let (main, front) = match fds.as_slice() {
+        [] => return Ok(Inherited::default()),
+        [fd] => (*fd, None),
+        [a, b] => {
+            let name = |i: usize| names.get(i).map(String::as_str);
+            match (name(0), name(1)) {
+                (_, Some(FRONT_FD_NAME)) if name(0) != Some(FRONT_FD_NAME) => (*a, Some(*b)),
+                (Some(FRONT_FD_NAME), _) if name(1) != Some(FRONT_FD_NAME) => (*b, Some(*a)),
+                _ => return Err(ActivationError::Unnamed),
+            }
+        }
         more => return Err(ActivationError::Several(more.len())),
     };
     // Checked while only borrowed: a descriptor that is not what systemd
     // promised is left alone (not closed), whatever it is.
-    check_listening_unix_stream(borrow_inherited_fd(fd))?;
-    Ok(Some(own_inherited_fd(fd)))
+    check_listening_unix_stream(borrow_inherited_fd(main))?;
+    if let Some(f) = front {
+        check_listening_unix_stream(borrow_inherited_fd(f))?;
+    }
+    Ok(Inherited {
+        main: Some(own_inherited_fd(main)),
+        front: front.map(own_inherited_fd),
+    })
 }
 
 /// A look at an inherited descriptor without taking it.
 #[allow(unsafe_code)]
 fn borrow_inherited_fd(fd: RawFd) -> BorrowedFd<'static> {
     // SAFETY: `fd` comes from `sd_notify::listen_fds()` (LISTEN_PID is this
-    // process), and `take_listen_fd` runs first thing in `main`, before vaultd
+    // process), and `take_listen_fds` runs first thing in `main`, before vaultd
     // opens any file: the number refers to the descriptor the service
     // manager passed, which stays open for the whole check.
     unsafe { BorrowedFd::borrow_raw(fd) }
@@ -72,7 +107,7 @@ fn borrow_inherited_fd(fd: RawFd) -> BorrowedFd<'static> {
 fn own_inherited_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: as `borrow_inherited_fd`; it was just checked to be a listening
     // Unix stream socket, and this is the only place that takes ownership of
-    // it (`take_listen_fd` is called once, from `main`).
+    // it (`take_listen_fds` is called once, from `main`).
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 

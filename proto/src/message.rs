@@ -275,6 +275,8 @@ pub struct StatusInfo {
     pub vault_path: String,
     /// `None` when no `[openbao]` table is configured.
     pub openbao: Option<OpenBaoStatus>,
+    /// The HTTP front's socket; `None` when it is off.
+    pub http_socket: Option<String>,
 }
 
 /// How the token is attached to a request.

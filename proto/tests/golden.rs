@@ -115,6 +115,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
                 pid: 42,
                 vault_path: "/v".into(),
                 openbao: None,
+                http_socket: Some("/h".into()),
             })),
         ),
         ("resp_done", e(&Response::Done)),
@@ -326,7 +327,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     ("backup", "12"),
     ("remove_keyfile", "130170"),
-    ("resp_status", "0005302e312e30010201023c2a022f7600"),
+    ("resp_status", "0005302e312e30010201023c2a022f760001022f68"),
     ("resp_done", "01"),
     (
         "resp_list",

@@ -537,6 +537,39 @@ impl State {
         })
     }
 
+    /// The credential an HTTP front request names by its `Host` (which
+    /// clients lower-case, so matched ignoring case; an exact match first,
+    /// then the only name that matches ignoring case) and its first origin
+    /// (its own, before any OpenBao narrowing), where a request without
+    /// `Tokenvault-Origin` goes. Nothing secret is opened here.
+    pub fn front_target(&self, host: &str) -> Result<(String, String), StateError> {
+        let guard = self.read();
+        let u = guard.as_ref().ok_or(StateError::Locked)?;
+        let creds = &u.contents.credentials;
+        let name = if creds.contains_key(host) {
+            host.to_owned()
+        } else {
+            let mut found = creds.keys().filter(|k| k.eq_ignore_ascii_case(host));
+            match (found.next(), found.next()) {
+                (Some(k), None) => k.clone(),
+                _ => return Err(no_such(host)),
+            }
+        };
+        let policy = match u.policies.get(&name) {
+            Some(p) => p.clone(),
+            None => {
+                let cred = creds.get(&name).ok_or_else(|| no_such(host))?;
+                Arc::new(Policy::from_spec(&(&cred.spec).into()).map_err(StateError::Spec)?)
+            }
+        };
+        let origin = policy
+            .origins
+            .first()
+            .map(|o| o.to_string())
+            .ok_or_else(|| internal("credential has no origin"))?;
+        Ok((name, origin))
+    }
+
     /// The tokens of the other credentials bound to a machine `name` is
     /// bound to. An upstream that stores what it receives (a request log,
     /// an "activity" page) can show a job one of the other tokens sent

@@ -1,0 +1,136 @@
+//! The front's listener: the same socket rules and peer check as the main
+//! socket (`server::bind`: 0600 in a 0700 directory; SO_PEERCRED, own uid
+//! or `allow_uids`), decided at accept, before a byte of the request is
+//! read; a cap on connections; and hyper's limits on what one connection
+//! may send (head size, header count, how long a head may take).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use interprocess::local_socket::tokio::{Listener, Stream};
+use interprocess::local_socket::traits::StreamCommon as _;
+use interprocess::local_socket::traits::tokio::Listener as _;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+use super::problem::{FrontError, Problem};
+use super::relay;
+use crate::peer::Peer;
+use crate::state::State;
+
+/// Largest request head (request line and headers) hyper buffers; a longer
+/// one is answered 431 by hyper. Twice what the socket protocol allows
+/// all `-H` headers together, so anything `vaultctl` can send fits.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Most header fields in one request.
+const MAX_HEADERS: usize = 100;
+
+/// Accepts front connections until `shutdown` completes.
+pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let limit = Arc::new(Semaphore::new(state.config.max_connections));
+    let own_uid = rustix::process::getuid().as_raw();
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => r,
+        };
+        let stream = match stream {
+            Ok(s) => {
+                backoff = Duration::from_millis(10);
+                s
+            }
+            Err(e) => {
+                tracing::warn!("http front: accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let peer = match stream.peer_creds() {
+            Ok(c) => Peer {
+                uid: c.euid().unwrap_or(u32::MAX),
+                pid: c.pid().map(|p| p as u32),
+            },
+            Err(e) => {
+                tracing::warn!("http front: refused a connection: no peer credentials: {e}");
+                continue;
+            }
+        };
+        if peer.uid != own_uid && !state.config.allow_uids.contains(&peer.uid) {
+            tracing::warn!(
+                "http front: refused a connection from uid {} (pid {}): only uid {own_uid} and allow_uids may connect",
+                peer.uid,
+                peer.pid_str()
+            );
+            let p = Problem::front(&FrontError::ForeignUid {
+                uid: peer.uid,
+                owner: own_uid,
+            });
+            tokio::spawn(refuse(stream, p));
+            continue;
+        }
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "http front: connection limit ({}, max_connections) reached; refusing pid {}",
+                state.config.max_connections,
+                peer.pid_str()
+            );
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            connection(stream, state, peer).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Answers a refused peer and closes, without reading anything it sent.
+/// The socket stays open a moment after the answer: closing a Unix socket
+/// with unread data in it resets the peer's side, which could then lose
+/// the answer before reading it.
+async fn refuse(mut stream: Stream, p: Problem) {
+    let write = async {
+        stream.write_all(&p.raw()).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    };
+    if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(2), write).await {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Serves one connection: HTTP/1.1 with keep-alive and pipelining, no
+/// upgrades (hyper refuses them unless asked, and `request` refuses the
+/// headers). A head must arrive within `hello_timeout` of the connection
+/// or of the previous response (slowloris, and idle keep-alive).
+async fn connection(stream: Stream, state: Arc<State>, peer: Peer) {
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let peer = peer.clone();
+        async move { Ok::<_, Infallible>(relay::handle(req, &state, &peer).await) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true);
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!("http front: connection ended: {e}");
+    }
+}
+
+/// How long a request head may take to arrive.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);

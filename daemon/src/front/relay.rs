@@ -1,0 +1,334 @@
+//! One request on the front, run as the same job `vaultctl request` runs:
+//! `prepare_job` (policy, lease, neighbours, audit), `HttpPool::send`
+//! with the upload streamed in through `job::stream::pump_upload`, and the
+//! response streamed back through `job::stream::Download` (the redactor's
+//! held-back window, the size cap, `lock`). Only the head is converted
+//! here: hop-by-hop and `Tokenvault-*` headers dropped, a `Location` into
+//! the job's origin pointed back at the front.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use proto::JobResponse;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::problem::{FrontError, Problem};
+use super::request::{self, Mapped};
+use crate::job::error::JobError;
+use crate::job::http::{ChannelBody, Started, within};
+use crate::job::policy::Origin;
+use crate::job::prepare::prepare_job;
+use crate::job::stream::{Download, UploadSource, gather_body_to_sign, pump_upload};
+use crate::peer::Peer;
+use crate::state::State;
+
+/// Response headers that describe the upstream's connection (RFC 9110
+/// §7.6.1); hyper frames the front's side itself.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "trailer",
+    "content-length",
+];
+
+/// Answers one request.
+pub async fn handle(req: Request<Incoming>, state: &Arc<State>, peer: &Peer) -> Response<OutBody> {
+    let (parts, body) = req.into_parts();
+    let mapped = match request::map(&parts, state) {
+        Ok(m) => m,
+        Err(p) => return refused(peer, p),
+    };
+    match run(mapped, body, state, peer).await {
+        Ok(resp) => resp,
+        Err(p) => p.response(),
+    }
+}
+
+/// A request refused before `prepare_job` saw it (shape, Host, unknown
+/// credential, locked): logged, so a script's mistakes show in the log.
+fn refused(peer: &Peer, p: Problem) -> Response<OutBody> {
+    tracing::info!(
+        "http front: refused a request from pid {}: {}",
+        peer.pid_str(),
+        p.code()
+    );
+    p.response()
+}
+
+async fn run(
+    mapped: Mapped,
+    body: Incoming,
+    state: &Arc<State>,
+    peer: &Peer,
+) -> Result<Response<OutBody>, Problem> {
+    let Mapped {
+        job,
+        name,
+        content_length,
+    } = mapped;
+    let (mut prepared, audit) = prepare_job(state, peer, job)
+        .await
+        .map_err(Problem::error)?;
+    let limit = state.http.limit(&prepared);
+    let deadline = Instant::now() + limit;
+    let epoch = prepared.epoch.clone();
+    let max = state.http.max_body();
+    let fail = |e: JobError| {
+        let p = Problem::error(e);
+        audit.log(state, peer, Err(p_code(&p)));
+        p
+    };
+    let mut upload = Upload(body);
+    let mut body_follows = !hyper::body::Body::is_end_stream(&upload.0);
+    if body_follows && matches!(prepared.injection, proto::Injection::Sign { .. }) {
+        let whole = gather_body_to_sign(&mut upload, max.min(proto::MAX_BODY))
+            .await
+            .map_err(fail)?;
+        prepared.body = Some(whole);
+        body_follows = false;
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let upstream_body = body_follows.then(|| ChannelBody::sized(rx, content_length));
+    let mut pump = Box::pin(pump_upload(upload, tx, max, epoch.clone()));
+    let send = within(limit, state.http.send(prepared, upstream_body));
+    tokio::pin!(send);
+    let mut uploaded = !body_follows;
+    let started = loop {
+        tokio::select! {
+            r = &mut pump, if !uploaded => {
+                uploaded = true;
+                r.map_err(fail)?;
+            }
+            r = &mut send => break r.map_err(fail)?,
+            () = epoch.ended() => return Err(fail(JobError::LockedMeanwhile)),
+        }
+    };
+    if started.head.status == 101 {
+        return Err(Problem::front(&FrontError::Switching));
+    }
+    if !uploaded {
+        // The upstream answered before taking the whole body: the rest
+        // still flows (or fails) beside the download, within the job.
+        let ep = epoch.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = pump => {}
+                () = ep.ended() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        });
+    }
+    let head = response_head(&started, &name);
+    let status = started.head.status;
+    let (out_tx, out_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let mut download = Download::new(started, epoch.clone(), max);
+    let relay = async move {
+        loop {
+            let piece = tokio::select! {
+                r = download.next() => r,
+                () = epoch.ended() => Err(JobError::LockedMeanwhile),
+                () = tokio::time::sleep_until(deadline) => Err(JobError::Timeout { limit }),
+            };
+            match piece {
+                Ok(Some(p)) if p.is_empty() => {}
+                Ok(Some(p)) => {
+                    if out_tx.send(Ok(Bytes::from(p))).await.is_err() {
+                        // The client went away: dropping the download
+                        // cancels the upstream.
+                        return Err(JobError::ClientGone);
+                    }
+                }
+                Ok(None) => {
+                    let _ = out_tx.send(Ok(OutBody::END)).await;
+                    return Ok(());
+                }
+                Err(e) => {
+                    // The body ends in an error: hyper cuts the connection
+                    // mid-body, so the client cannot take it as complete.
+                    let _ = out_tx.send(Err(std::io::Error::other("job ended"))).await;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let mut resp = Response::new(OutBody::channel(out_rx));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *resp.headers_mut() = head;
+    // The relay runs on its own task: hyper needs the head back before it
+    // polls the body. The audit line is written when the body has gone.
+    let state = state.clone();
+    let peer = peer.clone();
+    tokio::spawn(async move {
+        let outcome = relay.await;
+        audit.log(
+            &state,
+            &peer,
+            outcome
+                .map(|()| status)
+                .map_err(|e| crate::error::job_code(&e)),
+        );
+    });
+    Ok(resp)
+}
+
+fn p_code(p: &Problem) -> proto::ErrorCode {
+    match p.code() {
+        "locked" => proto::ErrorCode::Locked,
+        "unknown-credential" => proto::ErrorCode::NoSuchCredential,
+        "refused" => proto::ErrorCode::PolicyRefused,
+        "bad-request" => proto::ErrorCode::BadRequest,
+        "too-large" => proto::ErrorCode::TooLarge,
+        "source-unreachable" => proto::ErrorCode::SourceUnavailable,
+        "internal" => proto::ErrorCode::Internal,
+        _ => proto::ErrorCode::Upstream,
+    }
+}
+
+/// The response head for the client: the upstream's (already redacted by
+/// `job::http`), minus hop-by-hop and `Tokenvault-*` headers, with a
+/// `Location` into the job's origin rewritten to `http://NAME/...`.
+fn response_head(started: &Started, name: &str) -> hyper::HeaderMap {
+    let JobResponse { headers, url, .. } = &started.head;
+    let connection_named: Vec<String> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| {
+            String::from_utf8_lossy(&h.value)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut map = hyper::HeaderMap::new();
+    for h in headers {
+        let lower = h.name.to_ascii_lowercase();
+        if HOP_BY_HOP.contains(&lower.as_str())
+            || lower.starts_with("tokenvault-")
+            || connection_named.contains(&lower)
+        {
+            continue;
+        }
+        // A name the redactor changed is no longer a header name: dropped.
+        let Ok(n) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            continue;
+        };
+        let value = if n == hyper::header::LOCATION {
+            relocated(&h.value, url, &started.origin, name).unwrap_or_else(|| h.value.clone())
+        } else {
+            h.value.clone()
+        };
+        if let Ok(v) = HeaderValue::from_bytes(&value) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+/// A (redacted) `Location` that leads back into the job's origin, as the
+/// front's `http://NAME/path?query`: a client that follows redirects stays
+/// on the vault (and keeps the token out of its own hands). Any other is
+/// passed on as it is.
+fn relocated(value: &[u8], base: &str, origin: &Origin, name: &str) -> Option<Vec<u8>> {
+    let loc = std::str::from_utf8(value).ok()?;
+    let base = url::Url::parse(base).ok()?;
+    let target = base.join(loc.trim()).ok()?;
+    if Origin::of_url(&target).ok()? != *origin {
+        return None;
+    }
+    let mut out = format!("http://{name}{}", target.path());
+    if let Some(q) = target.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    if let Some(f) = target.fragment() {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out.into_bytes())
+}
+
+/// The request body as an upload source: data frames until the end; a
+/// client that goes away mid-body is `ClientGone`, never a short body.
+struct Upload(Incoming);
+
+impl UploadSource for Upload {
+    async fn piece(&mut self) -> Result<Option<Bytes>, JobError> {
+        loop {
+            match self.0.frame().await {
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => return Ok(Some(d)),
+                    // Trailers are the client's framing: not forwarded.
+                    Err(_) => continue,
+                },
+                Some(Err(_)) => return Err(JobError::ClientGone),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// The front's response body: a problem's whole JSON, or the redacted
+/// download fed from the relay task. That one ends only with an explicit
+/// [`OutBody::END`]: a relay that stops without it (lock, deadline, a
+/// panic) is an error, which makes hyper cut the connection, so a body cut
+/// short never looks complete.
+pub struct OutBody(Out);
+
+enum Out {
+    Full(Option<Bytes>),
+    Channel(mpsc::Receiver<Result<Bytes, std::io::Error>>),
+}
+
+impl OutBody {
+    const END: Bytes = Bytes::new();
+
+    pub fn full(b: Bytes) -> OutBody {
+        OutBody(Out::Full(Some(b)))
+    }
+
+    fn channel(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> OutBody {
+        OutBody(Out::Channel(rx))
+    }
+}
+
+impl hyper::body::Body for OutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut self.0 {
+            Out::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Out::Channel(rx) => rx.poll_recv(cx).map(|item| match item {
+                Some(Ok(b)) if b.is_empty() => None,
+                Some(r) => Some(r.map(Frame::data)),
+                None => Some(Err(std::io::Error::other("the response was cut short"))),
+            }),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.0, Out::Full(None))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match &self.0 {
+            Out::Full(Some(b)) => hyper::body::SizeHint::with_exact(b.len() as u64),
+            Out::Full(None) => hyper::body::SizeHint::with_exact(0),
+            Out::Channel(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
