@@ -1,0 +1,638 @@
+//! The HTTP front (issue 18): HTTP/1.1 on a second Unix socket, driven by
+//! real clients (curl, Python httpx, Node), each request the same job as
+//! `vaultctl request`: the upstream gets the token, the client never does,
+//! and vaultd's own answers carry `Tokenvault-Error` and problem+json.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{Daemon, TestUser, Upstream, canary, leaks};
+
+/// The front's socket of a harness daemon (beside the main one).
+fn front(d: &Daemon) -> PathBuf {
+    d.socket.parent().unwrap().join("http.sock")
+}
+
+/// A response as a client got it.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Everything the client received, for the leak scan.
+    fn all(&self) -> Vec<u8> {
+        let mut v = self.head.clone().into_bytes();
+        v.extend_from_slice(&self.body);
+        v
+    }
+
+    #[track_caller]
+    fn problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(
+            self.header("tokenvault-error").as_deref(),
+            Some(code),
+            "{self:?}"
+        );
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&self.body).expect("problem json");
+        assert_eq!(v["status"], status);
+        assert_eq!(v["code"], code);
+        assert!(v["title"].is_string() && v["detail"].is_string(), "{v}");
+    }
+}
+
+/// Parses `HTTP/1.1 200 OK\r\n...\r\n\r\nbody`.
+fn parse(raw: &[u8]) -> Got {
+    let split = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Got { status, head, body }
+}
+
+/// `curl -i --unix-socket` (no redirects followed, as a script's default).
+fn curl(sock: &Path, url: &str, args: &[&str]) -> Got {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "60", "--unix-socket"])
+        .arg(sock)
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = parse(&out.stdout);
+    // A 100 Continue head comes first when curl sent Expect, and with -L
+    // every hop's head.
+    while (got.status == 100 || (300..400).contains(&got.status)) && got.body.starts_with(b"HTTP/")
+    {
+        got = parse(&got.body);
+    }
+    got
+}
+
+/// Raw bytes to the socket, then everything until the server closes (or
+/// 5 s pass).
+fn raw(sock: &Path, req: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
+/// A daemon with an unlocked vault and credential `mr` (Access-Token)
+/// bound to `up`.
+fn daemon_with(up: &Upstream, token: &str, extra: &[&str]) -> Daemon {
+    let d = Daemon::start("audit = true\n");
+    d.init();
+    let origin = up.origin();
+    let mut args = vec!["--header", "Access-Token", "--origin", &origin];
+    args.extend_from_slice(extra);
+    d.add("mr", token, &args).ok();
+    d
+}
+
+#[track_caller]
+fn assert_clean(what: &str, hay: &[u8]) {
+    let l = leaks(hay);
+    assert!(l.is_empty(), "{what}: the client received a secret: {l:?}");
+}
+
+#[test]
+fn curl_end_to_end_the_upstream_gets_the_token_the_client_never_does() {
+    let up = Upstream::plain();
+    let token = canary("front");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+
+    let got = curl(
+        &sock,
+        "http://mr/api/projects/create?x=1",
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"name":"p"}"#,
+        ],
+    );
+    assert_eq!(got.status, 200, "{got:?}");
+    assert!(got.text().contains("p123"), "{got:?}");
+    assert_eq!(
+        got.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.target, "/api/projects/create?x=1");
+    assert_eq!(r.header("access-token").as_deref(), Some(token.as_str()));
+    assert_eq!(r.body, br#"{"name":"p"}"#);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(r.header("content-length").as_deref(), Some("12"));
+    // Host is the upstream's, never the credential name.
+    assert_eq!(
+        r.header("host").as_deref(),
+        Some(up.origin().trim_start_matches("http://"))
+    );
+    assert!(r.headers.iter().all(|(n, _)| !n.starts_with("tokenvault")));
+    assert_clean("create", &got.all());
+
+    // The Host is matched ignoring case, its port ignored; the echo of the
+    // token (body and header) comes back redacted.
+    let got = curl(&sock, "http://MR:8080/echo", &[]);
+    assert_eq!(got.status, 200, "{got:?}");
+    assert!(got.text().contains("[redacted]"), "{got:?}");
+    assert_clean("echo", &got.all());
+    let log = d.log();
+    assert!(
+        log.contains("audit: job") && log.contains("credential=mr"),
+        "{log}"
+    );
+    d.assert_log_clean();
+}
+
+#[test]
+fn echo_suite_through_the_front_never_returns_the_token() {
+    let up = Upstream::plain();
+    let token = canary("echo");
+    let d = daemon_with(&up, &token, &[]);
+    // A base64-looking token, as in exfiltration.rs.
+    let slash = ["", "?", "??", "???"]
+        .iter()
+        .map(|q| format!("{}/{}+Zz={q}", canary("SLASH"), canary("Long")))
+        .find(|t| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .encode(t)
+                .contains('/')
+        })
+        .unwrap();
+    d.add("s", &slash, &["--bearer", "--origin", &up.origin()])
+        .ok();
+    let sock = front(&d);
+    let mut paths: Vec<(&str, String)> = Vec::new();
+    for enc in ["gzip", "deflate", "br", "zstd"] {
+        paths.push(("mr", format!("/echo-compressed?enc={enc}")));
+    }
+    paths.push(("mr", "/echo-encoded".into()));
+    paths.push(("mr", "/echo".into()));
+    for form in [
+        "upper",
+        "lower",
+        "json-php",
+        "json-b64",
+        "quote",
+        "mime-lf",
+        "mime-crlf",
+        "pem",
+        "hex",
+        "hex-upper",
+        "json-u",
+        "utf16le",
+        "utf16be",
+    ] {
+        paths.push(("s", format!("/echo-form?form={form}")));
+    }
+    for (cred, path) in &paths {
+        let got = curl(
+            &sock,
+            &format!("http://{cred}{path}"),
+            &["-H", "Accept-Encoding: gzip, br"],
+        );
+        assert_eq!(got.status, 200, "{path}: {got:?}");
+        assert_clean(path, &got.all());
+        assert!(got.text().contains("[redacted]"), "{path}: {}", got.text());
+        // A client that asked for gzip gets what vaultd decoded.
+        assert!(got.header("content-encoding").is_none(), "{path}");
+        assert!(got.header("etag").is_none(), "{path}");
+    }
+    // Stacked or unknown encodings: refused, nothing of the body returned.
+    let got = curl(&sock, "http://mr/echo-compressed?enc=gzip,%20gzip", &[]);
+    got.problem(502, "upstream-unreachable");
+    assert_clean("stacked", &got.all());
+
+    // A Location into the job's origin is rewritten to the front's form,
+    // after redaction; another origin's is passed on, redacted.
+    let got = curl(&sock, "http://mr/redirect-echo?to=/echo%3Ft%3DTOKEN", &[]);
+    assert_eq!(got.status, 302, "{got:?}");
+    let loc = got.header("location").unwrap();
+    assert!(loc.starts_with("http://mr/echo?t="), "{loc}");
+    assert!(loc.contains("[redacted]"), "{loc}");
+    assert_clean("location", &got.all());
+    let abs = format!("{}/echo?t=TOKEN", up.origin());
+    let got = curl(
+        &sock,
+        &format!(
+            "http://mr/redirect-echo?to={}",
+            abs.replace(':', "%3A")
+                .replace('/', "%2F")
+                .replace('?', "%3F")
+                .replace('=', "%3D")
+        ),
+        &[],
+    );
+    assert_eq!(got.status, 302);
+    assert!(
+        got.header("location")
+            .unwrap()
+            .starts_with("http://mr/echo?t="),
+        "{got:?}"
+    );
+    let got = curl(
+        &sock,
+        "http://mr/redirect-echo?to=http%3A%2F%2FTOKEN.example.org%2Fx",
+        &[],
+    );
+    assert_eq!(got.status, 302);
+    let loc = got.header("location").unwrap();
+    assert!(loc.starts_with("http://[redacted]"), "{loc}");
+    assert_clean("foreign location", &got.all());
+    // Following it (curl -L) stays on the vault for the same origin: the
+    // second hop is a job too, and nothing reaches the client.
+    let got = curl(
+        &sock,
+        "http://mr/redirect?to=/echo-encoded",
+        &["-L", "--max-redirs", "3"],
+    );
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_clean("followed", &got.all());
+    d.assert_log_clean();
+}
+
+/// Every refusal: its status and code, and nothing reaches the upstream.
+#[test]
+fn refusals_carry_status_and_tokenvault_error_and_send_nothing() {
+    let up = Upstream::plain();
+    let token = canary("refuse");
+    let d = daemon_with(
+        &up,
+        &token,
+        &[
+            "--method",
+            "GET",
+            "--method",
+            "POST",
+            "--path-prefix",
+            "/api",
+        ],
+    );
+    let sock = front(&d);
+    let cases: Vec<(&str, Vec<&str>, &str, u16, &str)> = vec![
+        (
+            "http://nope/api/x",
+            vec![],
+            "unknown credential",
+            404,
+            "unknown-credential",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-H", "Tokenvault-Origin: https://evil.example"],
+            "origin outside the credential",
+            403,
+            "refused",
+        ),
+        (
+            "http://mr/other",
+            vec![],
+            "path outside --path-prefix",
+            403,
+            "refused",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-X", "DELETE"],
+            "method",
+            403,
+            "refused",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-H", "Access-Token: mine"],
+            "the injected header",
+            403,
+            "refused",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-H", "Range: bytes=0-3"],
+            "Range",
+            403,
+            "refused",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-H", "Tokenvault-Origin: https://evil.example/path"],
+            "origin with a path",
+            400,
+            "bad-request",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-H", "Tokenvault-Orign: https://evil.example"],
+            "a misspelt Tokenvault- header",
+            400,
+            "bad-request",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-H", "Upgrade: websocket", "-H", "Connection: Upgrade"],
+            "websocket upgrade",
+            400,
+            "bad-request",
+        ),
+        (
+            "http://mr/api/x",
+            vec![
+                "-H",
+                "Upgrade: h2c",
+                "-H",
+                "Connection: Upgrade, HTTP2-Settings",
+                "-H",
+                "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA",
+            ],
+            "h2c upgrade",
+            400,
+            "bad-request",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["--request-target", "http://mr/api/x"],
+            "absolute-form",
+            400,
+            "bad-request",
+        ),
+        (
+            "http://mr/api/x",
+            vec!["-X", "OPTIONS", "--request-target", "*"],
+            "asterisk-form",
+            400,
+            "bad-request",
+        ),
+    ];
+    for (url, args, what, status, code) in &cases {
+        let got = curl(&sock, url, args);
+        eprintln!("{what}: {} {}", got.status, got.text());
+        got.problem(*status, code);
+        assert_clean(what, &got.all());
+    }
+    // CONNECT, raw (curl would tunnel).
+    let got = parse(&raw(
+        &sock,
+        b"CONNECT mr:443 HTTP/1.1\r\nHost: mr:443\r\n\r\n",
+    ));
+    got.problem(400, "bad-request");
+    // Locked: 423.
+    d.ctl(&["lock"]).ok();
+    curl(&sock, "http://mr/api/x", &[]).problem(423, "locked");
+    assert!(
+        up.requests().is_empty(),
+        "the upstream received {:?}",
+        up.requests()
+    );
+    // And the same request, unlocked, does go.
+    d.unlock().ok();
+    let got = curl(&sock, "http://mr/api/projects/create", &["-d", "{}"]);
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(up.requests().len(), 1);
+    d.assert_log_clean();
+}
+
+/// Requests that could be read two ways are refused with 400 (by vaultd or
+/// by hyper's parser) and never forwarded.
+#[test]
+fn smuggling_shapes_are_refused_with_400() {
+    let up = Upstream::plain();
+    let token = canary("smuggle");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let shapes: [(&str, &[u8]); 9] = [
+        (
+            "CL then TE",
+            b"POST /echo HTTP/1.1\r\nHost: mr\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "TE then CL",
+            b"POST /echo HTTP/1.1\r\nHost: mr\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "two different CLs",
+            b"POST /echo HTTP/1.1\r\nHost: mr\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        ),
+        (
+            "obs-fold",
+            b"GET /echo HTTP/1.1\r\nHost: mr\r\nX-A: a\r\n b\r\n\r\n",
+        ),
+        (
+            "TE not chunked",
+            b"POST /echo HTTP/1.1\r\nHost: mr\r\nTransfer-Encoding: gzip\r\n\r\nabcd",
+        ),
+        (
+            "TE in HTTP/1.0",
+            b"POST /echo HTTP/1.0\r\nHost: mr\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "space before colon",
+            b"GET /echo HTTP/1.1\r\nHost: mr\r\nContent-Length : 0\r\n\r\n",
+        ),
+        (
+            "CL with a sign",
+            b"POST /echo HTTP/1.1\r\nHost: mr\r\nContent-Length: +4\r\n\r\nabcd",
+        ),
+        ("two Hosts", b"GET /echo HTTP/1.1\r\nHost: mr\r\nHost: other\r\n\r\n"),
+    ];
+    for (what, req) in shapes {
+        let got = parse(&raw(&sock, req));
+        eprintln!(
+            "{what}: {} (Tokenvault-Error {:?})",
+            got.status,
+            got.header("tokenvault-error")
+        );
+        assert_eq!(got.status, 400, "{what}: {got:?}");
+    }
+    assert!(up.requests().is_empty(), "forwarded: {:?}", up.requests());
+}
+
+/// Another uid, with the file system opened up so that the front's own
+/// peer check is what stops it: refused with 403 before its request is
+/// read, and logged.
+#[test]
+fn another_uid_is_refused_before_its_request_is_read() {
+    if !harness::is_root() {
+        eprintln!("skipping another_uid_is_refused_before_its_request_is_read: needs root");
+        return;
+    }
+    let user = match TestUser::create("f") {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("skipping another_uid_is_refused_before_its_request_is_read: {e}");
+            return;
+        }
+    };
+    let up = Upstream::plain();
+    let token = canary("uid");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let mut dir = sock.parent().unwrap();
+    loop {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
+        if dir == d.dir() {
+            break;
+        }
+        dir = dir.parent().unwrap();
+    }
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = user
+        .command("curl")
+        .args(["-sS", "-i", "--max-time", "10", "--unix-socket"])
+        .arg(&sock)
+        .args(["-d", "body", "http://mr/echo"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let got = parse(&out.stdout);
+    eprintln!(
+        "another uid: {got:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    got.problem(403, "refused");
+    assert!(got.text().contains(&format!("uid {}", user.uid)), "{got:?}");
+    assert!(up.requests().is_empty());
+    let log = d.log();
+    assert!(
+        log.contains(&format!(
+            "http front: refused a connection from uid {}",
+            user.uid
+        )),
+        "{log}"
+    );
+}
+
+/// `lock` during a streamed download ends it: the client's body is cut
+/// short (never looks complete) and the upstream stops being read.
+#[test]
+fn lock_during_a_streamed_download_ends_it() {
+    let up = Upstream::plain();
+    let token = canary("lockdl");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let n: u64 = 1 << 30;
+    let mut child = Command::new("curl")
+        .args([
+            "-sS",
+            "--limit-rate",
+            "2M",
+            "-o",
+            "/dev/null",
+            "--unix-socket",
+        ])
+        .arg(&sock)
+        .arg(format!("http://mr/source?n={n}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while up.produced.load(std::sync::atomic::Ordering::SeqCst) < 4 << 20 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no download");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ctl(&["lock"]).ok();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the download went on after lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "curl took a cut body as complete: {err}");
+    let produced = up.produced.load(std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(500));
+    let later = up.produced.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(later < n / 4, "upstream kept producing: {later}");
+    assert!(later - produced < 8 << 20, "{produced} -> {later}");
+}
+
+#[test]
+fn status_shows_the_front_and_an_empty_path_turns_it_off() {
+    let d = Daemon::start("");
+    let out = d.ctl(&["status"]).ok();
+    let want = front(&d).display().to_string();
+    assert!(
+        out.text().contains(&format!("http front: {want}")),
+        "{}",
+        out.text()
+    );
+    let out = d.ctl(&["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["http_socket"], want.as_str());
+
+    let d = Daemon::start("http_socket = \"\"\n");
+    assert!(!front(&d).exists());
+    let out = d.ctl(&["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["http_socket"].is_null(), "{v}");
+
+    let d = Daemon::start("http_socket = \"{dir}/elsewhere.sock\"\n");
+    let out = d.ctl(&["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = d.dir().join("elsewhere.sock");
+    assert_eq!(v["http_socket"], p.display().to_string().as_str());
+    assert!(p.exists());
+}
