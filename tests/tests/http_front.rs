@@ -451,7 +451,11 @@ fn smuggling_shapes_are_refused_with_400() {
     let token = canary("smuggle");
     let d = daemon_with(&up, &token, &[]);
     let sock = front(&d);
-    let shapes: [(&str, &[u8]); 9] = [
+    let shapes: [(&str, &[u8]); 10] = [
+        (
+            "two equal CLs",
+            b"POST /echo HTTP/1.1\r\nHost: mr\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd",
+        ),
         (
             "CL then TE",
             b"POST /echo HTTP/1.1\r\nHost: mr\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",

@@ -53,6 +53,7 @@ const STATUS: &[(&str, &str)] = &[
     ("pid", "number"),
     ("vault", "string"),
     ("openbao", "object|null"),
+    ("http_socket", "string|null"),
 ];
 
 #[test]

@@ -17,6 +17,7 @@ use interprocess::local_socket::traits::tokio::Listener as _;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
+use super::framing::{Verdicts, Watched};
 use super::problem::{FrontError, Problem};
 use super::relay;
 use crate::peer::Peer;
@@ -112,10 +113,20 @@ async fn refuse(mut stream: Stream, p: Problem) {
 /// headers). A head must arrive within `hello_timeout` of the connection
 /// or of the previous response (slowloris, and idle keep-alive).
 async fn connection(stream: Stream, state: Arc<State>, peer: Peer) {
+    let verdicts = Verdicts::default();
+    let stream = Watched::new(stream, verdicts.clone());
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
         let peer = peer.clone();
-        async move { Ok::<_, Infallible>(relay::handle(req, &state, &peer).await) }
+        // Taken now, in request order (hyper calls the service once per
+        // request, in the order the heads arrived).
+        let ambiguous = verdicts.ambiguous();
+        async move {
+            if ambiguous {
+                return Ok::<_, Infallible>(Problem::front(&FrontError::Framing).response());
+            }
+            Ok(relay::handle(req, &state, &peer).await)
+        }
     });
     let mut builder = http1::Builder::new();
     builder

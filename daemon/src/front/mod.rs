@@ -7,12 +7,16 @@
 //!
 //! - `accept`: the listener, the peer check before a byte is read, the
 //!   connection cap and hyper's limits;
+//! - `framing`: the request shapes hyper reads one way and another reader
+//!   could read another, caught on the way in;
 //! - `request`: from an HTTP request to a `JobRequest` (`Host` names the
 //!   credential; what is refused before any job exists);
 //! - `problem`: vaultd's own answers (`Tokenvault-Error`, RFC 9457);
 //! - `relay`: the job itself and the response back, redacted.
 
 mod accept;
+mod body;
+mod framing;
 mod problem;
 mod relay;
 mod request;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::{Response, StatusCode};
 use proto::{ErrorCode, ErrorReply};
 
-use super::relay::OutBody;
+use super::body::OutBody;
 use crate::error::Error;
 use crate::job::error::JobError;
 
@@ -31,7 +31,9 @@ pub enum FrontError {
     Origin,
     #[error("unknown header {0}: the Tokenvault- prefix is vaultd's (only Tokenvault-Origin)")]
     UnknownTokenvaultHeader(String),
-    #[error("the request carries both Content-Length and Transfer-Encoding")]
+    #[error(
+        "the request's length is ambiguous (Content-Length beside Transfer-Encoding, or Content-Length repeated)"
+    )]
     Framing,
     #[error("vaultd serves uid {owner} only; uid {uid} is not allowed")]
     ForeignUid { uid: u32, owner: u32 },
