@@ -491,6 +491,10 @@ pub struct RequestArgs {
     /// No progress bar and no error message (as curl -s).
     #[arg(short = 's', long = "silent", conflicts_with = "progress")]
     pub silent: bool,
+    /// Print the request as vaultd sent it (`> `) and the response head
+    /// (`< `) on stderr; the credential shows as `<credential NAME>`.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
     /// With -s, still print the error message.
     #[arg(short = 'S', long = "show-error")]
     pub show_error: bool,

@@ -415,10 +415,13 @@ fn transfer(
     let resp = client.stream_job(job, streamed);
     let mut resp = resp?;
     info.time_starttransfer = started.elapsed().as_secs_f64();
-    info.time_connect = info.time_starttransfer;
     info.status = resp.head.status;
     info.url_effective = resp.head.url.clone();
     info.headers = resp.head.headers.clone();
+    info.num_redirects = resp.head.redirects;
+    if a.verbose {
+        verbose(&resp.head);
+    }
     *head_out = Some(resp.head.clone());
     let failed = resp.head.status >= 400;
     if a.fail && failed {
@@ -488,6 +491,32 @@ fn http_error(status: u16) -> Failure {
     Failure {
         code: HTTP_ERROR,
         message: format!("the requested URL returned error: {status}"),
+    }
+}
+
+/// `-v`: the request as vaultd sent it and the response head, with curl's
+/// `> ` and `< ` prefixes, on stderr. Both come from vaultd, which put a
+/// placeholder in place of the credential and redacted the rest.
+fn verbose(head: &JobResponse) {
+    let mut e = std::io::stderr().lock();
+    if let Some(sent) = &head.sent {
+        let _ = write!(
+            e,
+            "> {} {} {}\r\n",
+            sent.method, sent.target, sent.http_version
+        );
+        for h in &sent.headers {
+            let _ = write!(e, "> {}: ", h.name);
+            let _ = e.write_all(&h.value);
+            let _ = e.write_all(b"\r\n");
+        }
+        let _ = e.write_all(b">\r\n");
+    }
+    let mut text = Vec::new();
+    let _ = write_head(&mut text, head);
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let _ = e.write_all(b"< ");
+        let _ = e.write_all(line);
     }
 }
 

@@ -21,7 +21,7 @@ pub use secret::Secret;
 /// Bumped by hand on every incompatible change. A literal, not the crate
 /// version: rbw derived it from Cargo's version and stopped telling
 /// releases apart.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest request or response body carried in one `Job` frame. Streamed
 /// jobs carry bodies of any size in chunks of at most [`CHUNK`] bytes.

@@ -408,6 +408,27 @@ pub struct JobResponse {
     pub body: Vec<u8>,
     /// The URL that produced this response (differs after redirects).
     pub url: String,
+    /// Redirects followed (`-L`) before this response, for `-w
+    /// '%{num_redirects}'`.
+    pub redirects: u32,
+    /// The request that produced this response as vaultd sent it, for
+    /// `vaultctl request -v`.
+    pub sent: Option<SentRequest>,
+}
+
+/// A request as vaultd sent it upstream (`-v`): the request line and the
+/// headers on the wire, in order. The credential's header carries a
+/// placeholder naming the credential (`<credential NAME>`) instead of its
+/// value, and every value has passed the job's redactor: never a byte of a
+/// token or key. Signature headers are shown as sent: they are not secret.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SentRequest {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// The HTTP version it went over, as curl -v prints it: `HTTP/1.1`.
+    pub http_version: String,
+    pub headers: Vec<Header>,
 }
 
 /// The public key of a signing credential (`vaultctl pubkey`).

@@ -43,6 +43,16 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         headers: vec![],
         body: b"{}".to_vec(),
         url: "https://a/".into(),
+        redirects: 2,
+        sent: Some(SentRequest {
+            method: "GET".into(),
+            target: "/".into(),
+            http_version: "HTTP/1.1".into(),
+            headers: vec![Header {
+                name: "X".into(),
+                value: b"y".to_vec(),
+            }],
+        }),
     };
     let e = |v: &dyn Erased| v.bytes();
     vec![
@@ -335,7 +345,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "resp_job",
-        "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
+        "03c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f020103474554012f08485454502f312e310101580179",
     ),
     ("resp_error", "0404026e6f"),
     ("resp_backup", "0a04544b00ff"),
@@ -362,7 +372,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("req_end", "0e"),
     (
         "resp_head",
-        "05c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f",
+        "05c808485454502f312e31024f4b00027b7d0a68747470733a2f2f612f020103474554012f08485454502f312e310101580179",
     ),
     ("resp_chunk", "0603010203"),
     ("resp_end", "07"),
@@ -412,7 +422,7 @@ fn encodings_are_pinned() {
 
 #[test]
 fn protocol_version_is_a_literal() {
-    assert_eq!(PROTOCOL_VERSION, 2);
+    assert_eq!(PROTOCOL_VERSION, 3);
 }
 
 #[test]

@@ -296,6 +296,10 @@ fn write_out_variables() {
         "/status/404",
         &["-s", "-f", "-w", "%{http_code} %{exitcode}\\n"],
     );
+    s.same(
+        "/redirect?to=/bytes",
+        &["-L", "-s", "-o", "/dev/null", "-w", fmt],
+    );
     let f = s.file("fmt.txt", b"code=%{http_code}\\n");
     s.same(
         "/bytes",
@@ -312,7 +316,7 @@ fn write_out_variables() {
 #[test]
 fn write_out_times_and_errors() {
     let s = SideBySide::new();
-    let fmt = "%{time_connect} %{time_starttransfer} %{time_total}";
+    let fmt = "%{time_starttransfer} %{time_total}";
     for run in [
         s.curl("/bytes", &["-s", "-o", "/dev/null", "-w", fmt], None),
         s.vaultctl("/bytes", &["-s", "-o", "/dev/null", "-w", fmt], None),
@@ -322,8 +326,12 @@ fn write_out_times_and_errors() {
             .split(' ')
             .map(|x| x.parse().unwrap())
             .collect();
-        assert!(t[0] <= t[1] && t[1] <= t[2] && t[2] > 0.0, "{t:?}");
+        assert!(t[0] <= t[1] && t[1] > 0.0, "{t:?}");
     }
+    // Not measured yet: an error naming it, never a made-up number.
+    let v = s.vaultctl("/bytes", &["-w", "%{time_connect}"], None);
+    assert_eq!(v.code, 1);
+    assert!(v.stderr.contains("%{time_connect}"), "{}", v.stderr);
     let v = s.vaultctl("/status/404", &["-s", "-f", "-w", "%{errormsg}"], None);
     assert!(String::from_utf8_lossy(&v.stdout).contains("404"));
     let v = s.vaultctl("/bytes", &["-w", "%{local_port}"], None);
@@ -477,4 +485,127 @@ fn retry_connrefused() {
     let out = s.daemon.ctl(&["request", "closed", &url, "--retry", "2"]);
     assert_eq!(out.code, 6);
     assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+}
+
+/// `-v` prints, after `> `, exactly the request the upstream received:
+/// the same request line and the same headers, the credential's value
+/// replaced by a placeholder that names it.
+#[track_caller]
+fn assert_verbose_matches(s: &SideBySide, path: &str, args: &[&str]) {
+    let mut all = vec!["-v"];
+    all.extend_from_slice(args);
+    let v = s.vaultctl(path, &all, None);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(!v.stderr.contains(&s.token));
+    let got = v.received.last().expect("a request");
+    let sent: Vec<&str> = v
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("> "))
+        .map(|l| l.trim_end_matches('\r'))
+        .collect();
+    assert_eq!(sent[0], format!("{} {} HTTP/1.1", got.method, got.target));
+    let mut shown: Vec<(String, String)> = sent[1..]
+        .iter()
+        .map(|l| {
+            let (n, v) = l.split_once(": ").expect("a header line");
+            (n.to_ascii_lowercase(), v.to_owned())
+        })
+        .collect();
+    let mut wire: Vec<(String, String)> = got
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            let v = String::from_utf8_lossy(v).replace(&s.token, "<credential cmp>");
+            (n.to_ascii_lowercase(), v)
+        })
+        .collect();
+    shown.sort();
+    wire.sort();
+    assert_eq!(shown, wire, "-v shows what the upstream received");
+    let resp: Vec<&str> = v.stderr.lines().filter(|l| l.starts_with("< ")).collect();
+    assert!(resp[0].starts_with("< HTTP/1.1 "), "{resp:?}");
+}
+
+#[test]
+fn verbose_shows_the_request_as_sent_with_a_placeholder() {
+    let s = SideBySide::new();
+    assert_verbose_matches(&s, "/bytes", &[]);
+    assert_verbose_matches(&s, "/bytes?q=1", &["-H", "X-A: b", "-d", "x=1"]);
+    assert_verbose_matches(&s, "/bytes", &["--json", "{}"]);
+    let big = s.file("big.bin", &vec![b'z'; 2 << 20]);
+    assert_verbose_matches(
+        &s,
+        "/sink",
+        &["--data-binary", &format!("@{}", big.display())],
+    );
+    assert_verbose_matches(&s, "/redirect?to=/bytes", &["-L"]);
+}
+
+#[test]
+fn verbose_shows_a_signature() {
+    let s = SideBySide::new();
+    s.daemon
+        .ctl(&[
+            "add",
+            "sig",
+            "--sign",
+            "ed25519",
+            "--origin",
+            &s.up.origin(),
+        ])
+        .ok();
+    let out = s
+        .daemon
+        .ctl(&["request", "sig", &s.up.url("/bytes"), "-v", "-d", "x=1"])
+        .ok();
+    let got = s.up.requests();
+    let wire = got.last().expect("a request");
+    for name in ["signature-input", "signature", "content-digest"] {
+        let line = format!(
+            "> {name}: {}",
+            wire.header(name)
+                .unwrap_or_else(|| panic!("no {name} sent"))
+        );
+        assert!(
+            out.stderr.lines().any(|l| l == line),
+            "{line:?} not in {}",
+            out.stderr
+        );
+    }
+}
+
+/// SECURITY.md property 7 for what issue 15 added: `-v` (request line,
+/// headers, response head) and every `-w` value come from vaultd after
+/// redaction, so an upstream that reflects the token (in a redirect's
+/// target, a header, the body) shows none of it.
+#[test]
+fn verbose_and_write_out_never_show_the_token() {
+    let s = SideBySide::new();
+    let fmt = "%{url_effective} %header{x-echo-token} %header{location} %{content_type} %{json}";
+    for (path, extra) in [
+        ("/redirect-echo?to=/echo%3Ft%3DTOKEN", &["-L"][..]),
+        ("/redirect-echo?to=/echo%3Ft%3DTOKEN", &["-i"][..]),
+        ("/echo", &["-i"][..]),
+        ("/echo-compressed?enc=gzip", &["--compressed"][..]),
+    ] {
+        let mut args = vec!["-v", "-w", fmt];
+        args.extend_from_slice(extra);
+        let v = s.vaultctl(path, &args, None);
+        assert!(
+            s.up.saw(&s.token),
+            "the upstream must have received the token for the test to mean anything"
+        );
+        assert_eq!(
+            harness::count(&v.stdout, s.token.as_bytes()),
+            0,
+            "{path}: stdout"
+        );
+        assert_eq!(
+            harness::count(v.stderr.as_bytes(), s.token.as_bytes()),
+            0,
+            "{path}: stderr"
+        );
+        assert!(v.stderr.contains("<credential cmp>"), "{}", v.stderr);
+    }
 }

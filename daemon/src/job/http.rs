@@ -267,6 +267,7 @@ impl HttpPool {
             token,
             client,
             epoch,
+            redactor_key: (credential, _),
             ..
         } = job;
         let header_map = build_headers(&headers, &injection, &token)?;
@@ -297,6 +298,15 @@ impl HttpPool {
                 )
                 .and_then(|p| p.sign(key.expose(), &mut hop_headers))?;
             }
+            let sent = sent_request(
+                &method,
+                &url,
+                &hop_headers,
+                body.as_ref().map(|b| b.len()),
+                streamed.is_some(),
+                (&injection, &credential),
+                &redactor,
+            );
             let mut req = client
                 .request(method.clone(), url.clone())
                 .headers(hop_headers);
@@ -337,7 +347,12 @@ impl HttpPool {
                 }
             }
             refuse_undecoded(&resp)?;
-            let head = head_of(&mut resp, &url, &redactor);
+            let mut head = head_of(&mut resp, &url, &redactor);
+            head.redirects = hops as u32;
+            head.sent = Some(proto::SentRequest {
+                http_version: head.http_version.clone(),
+                ..sent
+            });
             return Ok(Started {
                 head,
                 resp,
@@ -555,6 +570,76 @@ fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobR
         headers,
         body: Vec::new(),
         url: redactor.redact_message(url.as_str()),
+        redirects: 0,
+        sent: None,
+    }
+}
+
+/// What reqwest asks for when it decodes responses (tower-http's order);
+/// the client's own Accept-Encoding is dropped (`build_headers`).
+const SENT_ACCEPT_ENCODING: &str = "zstd,gzip,deflate,br";
+
+/// One hop's request as `vaultctl request -v` shows it: the request line,
+/// `Host`, the headers vaultd set (the client's, a signature's), those the
+/// HTTP client adds, and the credential's header with a placeholder
+/// instead of its value (SECURITY.md property 7: nothing a client sees may
+/// hold a byte of the token). Every other value passes the redactor too,
+/// as a redirect's target is upstream text.
+fn sent_request(
+    method: &Method,
+    url: &Url,
+    headers: &HeaderMap,
+    body_len: Option<usize>,
+    streamed: bool,
+    (injection, credential): (&Injection, &str),
+    redactor: &Redactor,
+) -> proto::SentRequest {
+    let mut out = Vec::with_capacity(headers.len() + 4);
+    let mut add = |name: &str, value: Vec<u8>| {
+        out.push(Header {
+            name: name.to_owned(),
+            value,
+        })
+    };
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => String::new(),
+    };
+    add("host", redactor.redact_message(&host).into_bytes());
+    for (name, value) in headers {
+        let value = if value.is_sensitive() {
+            let placeholder = format!("<credential {credential}>");
+            match injection {
+                Injection::Bearer => format!("Bearer {placeholder}"),
+                _ => placeholder,
+            }
+            .into_bytes()
+        } else {
+            redact_value(redactor, value.as_bytes())
+        };
+        add(name.as_str(), value);
+    }
+    if !headers.contains_key(reqwest::header::ACCEPT) {
+        add("accept", b"*/*".to_vec());
+    }
+    add("accept-encoding", SENT_ACCEPT_ENCODING.as_bytes().to_vec());
+    if let Some(n) = body_len {
+        add("content-length", n.to_string().into_bytes());
+    } else if streamed {
+        add("transfer-encoding", b"chunked".to_vec());
+    }
+    let mut target = url.path().to_owned();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    proto::SentRequest {
+        method: method.to_string(),
+        target: redactor.redact_message(&target),
+        // The response's, once it has come (`send_hops`).
+        http_version: String::new(),
+        headers: out,
     }
 }
 
