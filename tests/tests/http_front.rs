@@ -122,7 +122,11 @@ fn raw(sock: &Path, req: &[u8]) -> Vec<u8> {
 /// A daemon with an unlocked vault and credential `mr` (Access-Token)
 /// bound to `up`.
 fn daemon_with(up: &Upstream, token: &str, extra: &[&str]) -> Daemon {
-    let d = Daemon::start("audit = true\n");
+    daemon_conf("audit = true\n", up, token, extra)
+}
+
+fn daemon_conf(config: &str, up: &Upstream, token: &str, extra: &[&str]) -> Daemon {
+    let d = Daemon::start(config);
     d.init();
     let origin = up.origin();
     let mut args = vec!["--header", "Access-Token", "--origin", &origin];
@@ -639,4 +643,263 @@ fn status_shows_the_front_and_an_empty_path_turns_it_off() {
     let p = d.dir().join("elsewhere.sock");
     assert_eq!(v["http_socket"], p.display().to_string().as_str());
     assert!(p.exists());
+}
+
+/// The Python with httpx the client tests use: `TOKENVAULT_FRONT_PYTHON`,
+/// else the venv `.ci/run` (or a developer) made under `target/front-venv`,
+/// else `python3` if it has httpx. `None` (with a printed reason) when
+/// none is there, unless `TOKENVAULT_REQUIRE_FRONT_CLIENTS=1`.
+fn httpx_python(test: &str) -> Option<PathBuf> {
+    let venv = harness::bin("vaultd")
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("front-venv/bin/python"));
+    let candidates = std::env::var_os("TOKENVAULT_FRONT_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(venv)
+        .chain([PathBuf::from("python3")]);
+    for p in candidates {
+        let ok = Command::new(&p)
+            .args(["-c", "import httpx"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(p);
+        }
+    }
+    required(
+        test,
+        "no Python with httpx (python3 -m venv target/front-venv && target/front-venv/bin/pip install httpx)",
+    );
+    None
+}
+
+/// Skips with a one-line reason, or fails when CI requires the clients.
+fn required(test: &str, why: &str) {
+    if std::env::var("TOKENVAULT_REQUIRE_FRONT_CLIENTS").as_deref() == Ok("1") {
+        panic!("{test}: {why} (TOKENVAULT_REQUIRE_FRONT_CLIENTS=1)");
+    }
+    eprintln!("skipping {test}: {why}");
+}
+
+fn run_script(program: &Path, args: &[&str], script: &str, extra: &[&OsStr]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .arg(script)
+        .args(extra)
+        .output()
+        .expect("run client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "client failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut all = out.stdout.clone();
+    all.extend_from_slice(&out.stderr);
+    assert_clean("client output", &all);
+    stdout
+}
+
+use std::ffi::OsStr;
+
+/// The highest resident set (KiB) vaultd reaches while `f` runs, sampled
+/// every 10 ms (its VmHWM already holds the KDF's peak from `init`).
+fn peak_rss_during<T>(pid: u32, f: impl FnOnce() -> T) -> (u64, T) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while !s2.load(std::sync::atomic::Ordering::SeqCst) {
+            peak = peak.max(rss(pid).1);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    });
+    let out = f();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    (sampler.join().unwrap(), out)
+}
+
+/// vaultd's peak resident set (VmHWM) and current one, in KiB.
+fn rss(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+const HTTPX_BASICS: &str = r#"
+import json, sys, httpx
+sock = sys.argv[1]
+with httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://mr",
+                  limits=httpx.Limits(max_connections=1)) as c:
+    r = c.get("/echo", params={"q": "1"})
+    assert r.status_code == 200, r
+    assert "[redacted]" in r.text, r.text
+    r = c.post("/api/projects/create", json={"name": "p"})
+    assert r.status_code == 200, (r.status_code, r.text)
+    assert r.json()["id"] == "p123", r.text
+    r = c.get("/nope-credential", headers={"Host": "nope"})
+    assert r.status_code == 404 and r.headers["tokenvault-error"] == "unknown-credential"
+    assert r.headers["content-type"] == "application/problem+json"
+    first = None
+    for i in range(1000):
+        r = c.get(f"/status/200?i={i}")
+        assert r.status_code == 200, r
+        s = r.extensions["network_stream"]
+        first = first or s
+        assert s is first, "a new connection at request %d" % i
+print("ok")
+"#;
+
+/// Python httpx over the socket: a GET and a POST with a JSON body reach
+/// the upstream with the token, the responses are the upstream's, and
+/// 1,000 requests share one keep-alive connection.
+#[test]
+fn httpx_get_post_and_a_thousand_requests_on_one_connection() {
+    let test = "httpx_get_post_and_a_thousand_requests_on_one_connection";
+    let Some(py) = httpx_python(test) else { return };
+    let up = Upstream::plain();
+    let token = canary("httpx");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let out = run_script(&py, &["-c"], HTTPX_BASICS, &[sock.as_os_str()]);
+    assert_eq!(out.trim(), "ok");
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 1002);
+    let post = reqs.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(post.header("access-token").as_deref(), Some(token.as_str()));
+    assert_eq!(post.body, br#"{"name":"p"}"#);
+    assert!(
+        reqs.iter()
+            .all(|r| r.header("access-token").as_deref() == Some(token.as_str()))
+    );
+    d.assert_log_clean();
+}
+
+const HTTPX_UPLOAD: &str = r#"
+import sys, httpx
+sock, n = sys.argv[1], int(sys.argv[2])
+def gen():
+    block = bytes(range(256)) * 4096
+    left = n
+    while left:
+        b = block[:min(left, len(block))]
+        left -= len(b)
+        yield b
+with httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://mr", timeout=300) as c:
+    r = c.post("/sink", content=gen())
+    assert r.status_code == 200, (r.status_code, r.text)
+    assert r.json()["len"] == n, r.text
+print("ok")
+"#;
+
+/// A 256 MiB streamed upload from httpx and a 256 MiB download with curl:
+/// vaultd's resident set grows by less than 32 MiB.
+#[test]
+fn large_upload_and_download_keep_vaultds_rss_flat() {
+    let test = "large_upload_and_download_keep_vaultds_rss_flat";
+    let up = Upstream::plain();
+    let token = canary("big");
+    let d = daemon_conf(
+        "max_body = \"2GiB\"\nrequest_timeout = \"10m\"\n",
+        &up,
+        &token,
+        &[],
+    );
+    let sock = front(&d);
+    let n: u64 = 256 << 20;
+    // Warm up (the pool, the redactor) before the baseline.
+    curl(&sock, "http://mr/status/200", &[]);
+    let (_, base) = rss(d.pid());
+    let (peak, out) = peak_rss_during(d.pid(), || {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download}",
+                "--unix-socket",
+            ])
+            .arg(&sock)
+            .arg(format!("http://mr/source?n={n}"))
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), n.to_string());
+    eprintln!("download: RSS {base} KiB before, peak {peak} KiB");
+    assert!(
+        peak < base + 32 * 1024,
+        "download: {base} -> peak {peak} KiB"
+    );
+    let Some(py) = httpx_python(test) else { return };
+    let (peak2, out) = peak_rss_during(d.pid(), || {
+        run_script(
+            &py,
+            &["-c"],
+            HTTPX_UPLOAD,
+            &[sock.as_os_str(), OsStr::new(&n.to_string())],
+        )
+    });
+    assert_eq!(out.trim(), "ok");
+    eprintln!("upload: peak {peak2} KiB");
+    assert!(
+        peak2 < base + 32 * 1024,
+        "upload: {base} -> peak {peak2} KiB"
+    );
+}
+
+const NODE_ONE: &str = r#"
+const http = require('http');
+const req = http.request({socketPath: process.argv[1], path: '/echo?n=1', method: 'GET',
+                          headers: {Host: 'mr'}}, (res) => {
+  let body = '';
+  res.on('data', (c) => body += c);
+  res.on('end', () => {
+    console.log(JSON.stringify({status: res.statusCode, headers: res.headers, body}));
+  });
+});
+req.on('error', (e) => { console.error(e); process.exit(1); });
+req.end();
+"#;
+
+/// Node's `http.request({socketPath})`: the upstream's status and headers
+/// come back.
+#[test]
+fn node_http_request_over_the_socket() {
+    let test = "node_http_request_over_the_socket";
+    let node = ["node", "nodejs"].into_iter().find(|n| {
+        Command::new(n)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(node) = node else {
+        required(test, "no node (apt-get install -y nodejs)");
+        return;
+    };
+    let up = Upstream::plain();
+    let token = canary("node");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let out = run_script(Path::new(node), &["-e"], NODE_ONE, &[sock.as_os_str()]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["headers"]["content-type"], "text/plain", "{v}");
+    assert_eq!(v["headers"]["x-echo-token"], "[redacted]", "{v}");
+    assert!(v["body"].as_str().unwrap().contains("[redacted]"));
+    assert_eq!(
+        up.requests()[0].header("access-token").as_deref(),
+        Some(token.as_str())
+    );
 }
