@@ -72,6 +72,14 @@ fn run(args: Args) -> Result<(), String> {
         config.http_socket = vaultd::FrontSocket::from_path(p);
     }
     let front_path = config.http_socket.resolve(&socket);
+    // A front turned off still has a path to recognise an inherited
+    // socket by (which is then closed).
+    let front_match = front_path
+        .clone()
+        .or_else(|| vaultd::FrontSocket::Default.resolve(&socket));
+    let inherited = inherited
+        .sort(front_match.as_deref())
+        .map_err(|e| e.to_string())?;
     config.http_socket = match &front_path {
         Some(p) => vaultd::FrontSocket::At(p.clone()),
         None => vaultd::FrontSocket::Off,

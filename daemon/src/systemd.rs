@@ -31,7 +31,7 @@ pub enum ActivationError {
     )]
     Several(usize),
     #[error(
-        "socket activation passed two sockets, but LISTEN_FDNAMES does not name exactly one of them `http` (FileDescriptorName=http on the front's ListenStream=)"
+        "socket activation passed two sockets and neither is the HTTP front's (bound to its http_socket path, or named by FileDescriptorName=http)"
     )]
     Unnamed,
     #[error("the socket passed by systemd is not usable: {0}")]
@@ -40,56 +40,83 @@ pub enum ActivationError {
     Unreadable(io::Error),
 }
 
-/// The `FileDescriptorName=` of the HTTP front's socket in vaultd.socket.
+/// The `FileDescriptorName=` that marks the HTTP front's socket.
 pub const FRONT_FD_NAME: &str = "http";
 
-/// The listening sockets passed by the service manager.
+/// The listening sockets passed by the service manager, checked and
+/// owned, each with its `LISTEN_FDNAMES` name; [`Inherited::sort`] tells
+/// the main socket from the front's once the front's path is known.
 #[derive(Default)]
-pub struct Inherited {
+pub struct Inherited(Vec<(OwnedFd, Option<String>)>);
+
+/// The inherited sockets, told apart.
+#[derive(Default)]
+pub struct Sorted {
     /// The main (vaultctl) socket.
     pub main: Option<OwnedFd>,
-    /// The HTTP front's socket (named [`FRONT_FD_NAME`]).
+    /// The HTTP front's socket.
     pub front: Option<OwnedFd>,
 }
 
-/// The listening sockets passed by the service manager, if any.
-///
-/// One descriptor is the main socket whatever its name (a vaultd.socket
-/// from before the front). With two, `LISTEN_FDNAMES` tells them apart:
-/// the one named [`FRONT_FD_NAME`] is the HTTP front's, the other the main
-/// socket; anything else is an error. Call it once, before the runtime
-/// starts threads; each descriptor is checked to be a listening Unix
-/// stream socket so that a stray fd is never mistaken for one.
+/// The listening sockets passed by the service manager, if any (at most
+/// two: the main socket and the HTTP front's). Call it once, before the
+/// runtime starts threads; each descriptor is checked to be a listening
+/// Unix stream socket so that a stray fd is never mistaken for one.
 pub fn take_listen_fds() -> Result<Inherited, ActivationError> {
     let fds: Vec<RawFd> = sd_notify::listen_fds()
         .map_err(ActivationError::Environment)?
         .collect();
+    if fds.len() > 2 {
+        return Err(ActivationError::Several(fds.len()));
+    }
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .map(|v| v.split(':').map(str::to_owned).collect())
         .unwrap_or_default();
-    let (main, front) = match fds.as_slice() {
-        [] => return Ok(Inherited::default()),
-        [fd] => (*fd, None),
-        [a, b] => {
-            let name = |i: usize| names.get(i).map(String::as_str);
-            match (name(0), name(1)) {
-                (_, Some(FRONT_FD_NAME)) if name(0) != Some(FRONT_FD_NAME) => (*a, Some(*b)),
-                (Some(FRONT_FD_NAME), _) if name(1) != Some(FRONT_FD_NAME) => (*b, Some(*a)),
-                _ => return Err(ActivationError::Unnamed),
-            }
-        }
-        more => return Err(ActivationError::Several(more.len())),
-    };
     // Checked while only borrowed: a descriptor that is not what systemd
     // promised is left alone (not closed), whatever it is.
-    check_listening_unix_stream(borrow_inherited_fd(main))?;
-    if let Some(f) = front {
-        check_listening_unix_stream(borrow_inherited_fd(f))?;
+    for fd in &fds {
+        check_listening_unix_stream(borrow_inherited_fd(*fd))?;
     }
-    Ok(Inherited {
-        main: Some(own_inherited_fd(main)),
-        front: front.map(own_inherited_fd),
-    })
+    Ok(Inherited(
+        fds.iter()
+            .enumerate()
+            .map(|(i, fd)| (own_inherited_fd(*fd), names.get(i).cloned()))
+            .collect(),
+    ))
+}
+
+impl Inherited {
+    /// Which is which. `FileDescriptorName=` names every socket of a
+    /// unit alike, so two `ListenStream=` lines in vaultd.socket arrive
+    /// with the same name: the front's is the one named
+    /// [`FRONT_FD_NAME`] (a socket unit of its own), else the one bound to
+    /// the front's path. One socket alone is the main one unless it is
+    /// either.
+    pub fn sort(self, front_path: Option<&Path>) -> Result<Sorted, ActivationError> {
+        let mut sorted = Sorted::default();
+        for (fd, name) in self.0 {
+            let is_front = name.as_deref() == Some(FRONT_FD_NAME)
+                || front_path.is_some_and(|p| bound_path(&fd).as_deref() == Some(p));
+            let slot = if is_front {
+                &mut sorted.front
+            } else {
+                &mut sorted.main
+            };
+            if slot.replace(fd).is_some() {
+                return Err(ActivationError::Unnamed);
+            }
+        }
+        Ok(sorted)
+    }
+}
+
+/// The path a Unix socket is bound to.
+fn bound_path(fd: &OwnedFd) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let addr = rustix::net::getsockname(fd).ok()?;
+    let unix = rustix::net::SocketAddrUnix::try_from(addr).ok()?;
+    unix.path_bytes()
+        .map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(b)))
 }
 
 /// A look at an inherited descriptor without taking it.

@@ -82,6 +82,7 @@ fn units_name_the_contract() {
     let (socket, service) = (lines(&socket), lines(&service));
     for want in [
         "ListenStream=%t/vaultd/vaultd.sock",
+        "ListenStream=%t/vaultd/http.sock",
         "SocketMode=0600",
         "DirectoryMode=0700",
     ] {
@@ -915,4 +916,80 @@ fn keyfile_remove_and_passwd_revoke_the_key_file() {
             .code,
         0
     );
+}
+
+/// Two inherited sockets, as vaultd.socket's two `ListenStream=` lines pass
+/// them (both with the unit's one name): the one bound to the front's path
+/// serves HTTP, the other the socket protocol; `LISTEN_FDNAMES` with
+/// `http` (a socket unit of its own) also picks the front.
+#[test]
+fn socket_activation_serves_the_http_front_from_its_own_inherited_socket() {
+    let Some(activate) = tool("systemd-socket-activate") else {
+        return;
+    };
+    for names in ["vaultd:vaultd", "http:vaultd"] {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("vaultd.sock");
+        // With `http` named, the path need not be the default one.
+        let front = if names.starts_with("http") {
+            dir.path().join("other.sock")
+        } else {
+            dir.path().join("http.sock")
+        };
+        let vault = dir.path().join("vault");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, format!("http_socket = \"{}\"\n", front.display())).unwrap();
+        let log = dir.path().join("vaultd.log");
+        let (first, second) = if names.starts_with("http") {
+            (&front, &socket)
+        } else {
+            (&socket, &front)
+        };
+        let child = Command::new(&activate)
+            .arg("-l")
+            .arg(first)
+            .arg("-l")
+            .arg(second)
+            .arg(format!("--fdname={names}"))
+            .arg(bin("vaultd"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--vault")
+            .arg(&vault)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn systemd-socket-activate");
+        let mut child = Reap(child);
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            wait_for(Duration::from_secs(10), || socket.exists()
+                && front.exists()),
+            "no sockets: {}",
+            read_log()
+        );
+        let out = vaultctl(&socket, &["status", "--json"], None).ok();
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["pid"].as_u64(), Some(u64::from(child.0.id())));
+        assert_eq!(status["http_socket"], front.display().to_string().as_str());
+        // The front answers HTTP: the vault is not made yet, so 423.
+        let out = Command::new("curl")
+            .args(["-sS", "-i", "--max-time", "10", "--unix-socket"])
+            .arg(&front)
+            .arg("http://anything/")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("HTTP/1.1 423") && text.contains("tokenvault-error: locked"),
+            "{names}: {text} {}",
+            read_log()
+        );
+        assert!(read_log().contains("(socket activation)"), "{}", read_log());
+        signal(child.0.id(), "TERM");
+        assert_eq!(wait_child(&mut child.0, Duration::from_secs(10)), Some(0));
+    }
 }
