@@ -461,6 +461,18 @@ pub struct RequestArgs {
     /// Write the body to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write the body to a file named as the URL's last path segment.
+    #[arg(short = 'O', long = "remote-name", conflicts_with = "output")]
+    pub remote_name: bool,
+    /// Write the status line and headers to FILE (`-` for stdout).
+    #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
+    pub dump_header: Option<PathBuf>,
+    /// `User-Agent` header (a -H one wins).
+    #[arg(short = 'A', long = "user-agent", value_name = "NAME")]
+    pub user_agent: Option<String>,
+    /// `Referer` header (a -H one wins).
+    #[arg(short = 'e', long = "referer", value_name = "URL")]
+    pub referer: Option<String>,
     /// Print the status line and headers before the body.
     #[arg(short = 'i', long = "include")]
     pub include: bool,

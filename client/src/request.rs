@@ -78,6 +78,12 @@ fn headers_of(args: &[String]) -> Result<Vec<Header>, Failure> {
 
 fn plan(a: &RequestArgs) -> Result<Plan, Failure> {
     let mut headers = headers_of(&a.headers)?;
+    if let Some(ua) = &a.user_agent {
+        add_default(&mut headers, "User-Agent", ua);
+    }
+    if let Some(r) = &a.referer {
+        add_default(&mut headers, "Referer", r);
+    }
     let mut url = a.url.clone();
     let bodies = [
         !a.data_order.is_empty() && !a.get,
@@ -443,7 +449,11 @@ fn transfer(
         println!("{}", response_json(&head));
         return Ok(0);
     }
-    let to_file = a.output.as_ref().filter(|p| p.as_os_str() != "-");
+    let remote = a.remote_name.then(|| remote_name(&plan.url)).transpose()?;
+    let to_file = remote
+        .as_ref()
+        .or(a.output.as_ref())
+        .filter(|p| p.as_os_str() != "-");
     let mut out: Box<dyn Write> = match to_file {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| Failure::usage(format!("cannot write {}: {e}", p.display())),
@@ -451,6 +461,15 @@ fn transfer(
         None => Box::new(std::io::stdout().lock()),
     };
     let werr = |e: std::io::Error| Failure::usage(format!("cannot write the response: {e}"));
+    if let Some(d) = &a.dump_header {
+        if d.as_os_str() == "-" {
+            write_head(&mut std::io::stdout().lock(), &resp.head).map_err(werr)?;
+        } else {
+            let mut f = std::fs::File::create(d)
+                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", d.display())))?;
+            write_head(&mut f, &resp.head).map_err(werr)?;
+        }
+    }
     if a.include || a.head {
         write_head(&mut *out, &resp.head).map_err(werr)?;
     }
@@ -485,6 +504,23 @@ fn transfer(
         return Err(http_error(resp.head.status));
     }
     Ok(0)
+}
+
+/// `-O`: the URL's last path segment, as curl names the file (curl
+/// refuses an empty one too).
+fn remote_name(url: &str) -> Result<std::path::PathBuf, Failure> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let after_scheme = path.find("://").map_or(0, |i| i + 3);
+    let name = path[after_scheme..]
+        .split_once('/')
+        .and_then(|(_, p)| p.rsplit('/').next())
+        .unwrap_or("");
+    if name.is_empty() {
+        return Err(Failure::usage(
+            "-O: the URL has no file name to write to; use -o FILE",
+        ));
+    }
+    Ok(name.into())
 }
 
 fn http_error(status: u16) -> Failure {

@@ -271,6 +271,8 @@ fn silent_and_show_error() {
 fn location() {
     let s = SideBySide::new();
     s.same("/redirect?to=/bytes", &["-L"]);
+    // A POST answered 302 becomes a GET without the body or its type.
+    s.same("/redirect?to=/bytes", &["--location", "-d", "x=1"]);
 }
 
 #[test]
@@ -608,4 +610,94 @@ fn verbose_and_write_out_never_show_the_token() {
         );
         assert!(v.stderr.contains("<credential cmp>"), "{}", v.stderr);
     }
+}
+
+#[test]
+fn user_agent_and_referer() {
+    let s = SideBySide::new();
+    let p = s.same(
+        "/bytes",
+        &["-A", "script/1.0", "-e", "https://example.org/from"],
+    );
+    assert_eq!(
+        p.vaultctl.received[0].header("user-agent").as_deref(),
+        Some("script/1.0")
+    );
+    s.same(
+        "/bytes",
+        &["--user-agent", "x", "--referer", "y", "-H", "Referer: z"],
+    );
+}
+
+#[test]
+fn dump_header() {
+    let s = SideBySide::new();
+    let c = s.curl("/bytes", &["-d", "x", "-D", "c.head"], None);
+    let v = s.vaultctl("/bytes", &["-d", "x", "-D", "v.head"], None);
+    assert_eq!((v.code, v.stdout.as_slice()), (c.code, c.stdout.as_slice()));
+    let read = |f: &str| std::fs::read(s.dir().join(f)).unwrap();
+    assert_eq!(
+        without_varying_head_lines(&read("v.head")),
+        without_varying_head_lines(&read("c.head"))
+    );
+    same_modulo_head(&s, "/bytes", &["--dump-header", "-", "-d", "y"]);
+}
+
+#[test]
+fn remote_name() {
+    let s = SideBySide::new();
+    let c = s.curl("/bytes?x=1", &["-d", "body", "-O"], None);
+    let curl_file = std::fs::read(s.dir().join("bytes")).unwrap();
+    std::fs::remove_file(s.dir().join("bytes")).unwrap();
+    let v = s.vaultctl("/bytes?x=1", &["-d", "body", "--remote-name"], None);
+    assert_eq!((v.code, c.code), (0, 0), "{}", v.stderr);
+    assert_eq!(std::fs::read(s.dir().join("bytes")).unwrap(), curl_file);
+    assert!(v.stdout.is_empty());
+}
+
+/// Each retry is a job of its own: checked by the policy again and
+/// audited on its own line.
+#[test]
+fn each_retry_is_a_job_with_its_own_audit_line() {
+    let up = harness::Upstream::plain();
+    let d = harness::Daemon::start("audit = true\n");
+    d.init();
+    let token = harness::canary("retryaudit");
+    d.add(
+        "r",
+        &token,
+        &["--header", "Access-Token", "--origin", &up.origin()],
+    )
+    .ok();
+    d.ctl(&[
+        "request",
+        "r",
+        &up.url("/flaky?n=2"),
+        "--retry",
+        "2",
+        "--retry-delay",
+        "1",
+    ])
+    .ok();
+    let log = d.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("audit: job")).collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| l.contains("status=503")).count(), 2);
+    assert_eq!(lines.iter().filter(|l| l.contains("status=200")).count(), 1);
+}
+
+/// A timeout is transient: retried, as curl does.
+#[test]
+fn retry_on_timeout() {
+    let s = SideBySide::new();
+    let v = s.vaultctl(
+        "/slow?ms=3000",
+        &["--max-time", "1", "--retry", "1", "--retry-delay", "1"],
+        None,
+    );
+    assert_eq!(v.code, 6, "{}", v.stderr);
+    assert!(v.stderr.contains("retrying"), "{}", v.stderr);
+    // Both tries reached the upstream.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(s.up.requests().len(), 2);
 }

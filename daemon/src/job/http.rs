@@ -270,7 +270,7 @@ impl HttpPool {
             redactor_key: (credential, _),
             ..
         } = job;
-        let header_map = build_headers(&headers, &injection, &token)?;
+        let mut header_map = build_headers(&headers, &injection, &token)?;
         // A signing key is needed again at every hop; any other token is
         // already in the (sensitive) header and dropped here.
         let signing = sign::SignSpec::of(&injection).map(|cfg| (cfg, token));
@@ -333,6 +333,9 @@ impl HttpPool {
                     if redirect_drops_body(status, &method) {
                         method = Method::GET;
                         body = None;
+                        // The body's type goes with the body, as curl does
+                        // for the type -d adds (and fetch for any).
+                        header_map.remove(reqwest::header::CONTENT_TYPE);
                     } else if stream_sent {
                         return Err(JobError::RedirectResend {
                             status: status.as_u16(),
