@@ -290,3 +290,58 @@ fn an_early_answer_is_relayed_and_the_cut_upload_never_looks_complete() {
         seen.len()
     );
 }
+
+/// `-F name=@FILE` and `-T FILE` stream a 1 GiB file with flat memory:
+/// vaultctl composes the multipart framing around the file as it reads it.
+#[test]
+fn one_gib_form_field_and_upload_file_with_flat_memory() {
+    let up = Upstream::plain();
+    let d = Daemon::start("max_body = \"2GiB\"\nrequest_timeout = \"10m\"\n");
+    d.init();
+    d.add("big", &canary("t"), &["--bearer", "--origin", &up.origin()])
+        .ok();
+    let file = d.path("field.bin");
+    let sha = generated_file(&file, GIB);
+    let form = format!("file=@{};type=application/octet-stream", file.display());
+    let (code, stdout, stderr, ctl_form, d_form) = run_measured(
+        d.cmd().args([
+            "request",
+            "big",
+            &up.url("/sink"),
+            "-F",
+            "note=hi",
+            "-F",
+            &form,
+        ]),
+        d.pid(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let len = v["len"].as_u64().unwrap();
+    assert!(len > GIB && len < GIB + 1024, "multipart length {len}");
+    let (code, stdout, stderr, ctl_put, d_put) = run_measured(
+        d.cmd().args([
+            "request",
+            "big",
+            &up.url("/sink"),
+            "-T",
+            file.to_str().unwrap(),
+        ]),
+        d.pid(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(v["len"], GIB);
+    assert_eq!(v["sha256"], sha.as_str());
+    assert_eq!(up.requests().last().unwrap().method, "PUT");
+    std::fs::remove_file(&file).unwrap();
+    println!(
+        "1 GiB: peak RSS vaultctl -F {} / -T {} MiB, vaultd {} MiB",
+        ctl_form / 1024,
+        ctl_put / 1024,
+        d_form.max(d_put) / 1024
+    );
+    assert!(ctl_form < 64 * 1024, "vaultctl -F peak {ctl_form} KiB");
+    assert!(ctl_put < 64 * 1024, "vaultctl -T peak {ctl_put} KiB");
+    assert!(d_form.max(d_put) < 64 * 1024, "vaultd peak");
+}
