@@ -112,7 +112,7 @@ pub enum Command {
     Man { dir: PathBuf },
     /// Perform an HTTP request with credential NAME attached (curl-like flags).
     #[command(
-        after_help = "Example:\n  vaultctl request microreact https://microreact.org/api/projects/create -d @project.json"
+        after_help = "Flags are curl's, with curl's meaning (README \"curl compatibility\"): a curl\nscript becomes a vaultctl script by changing one word.\n\nExamples:\n  vaultctl request microreact https://microreact.org/api/projects/create --json @project.json\n  vaultctl request ap https://go-api.accessprotocol.co/user -sS -f --retry 3 -w '%{http_code}\\n'\n  vaultctl request api https://api.example.org/upload -F file=@report.pdf -v\n  vaultctl request ap https://go-api.accessprotocol.co/user --print json | jq .status"
     )]
     Request(RequestArgs),
     /// Print the Ed25519 public key of signing credential NAME (PEM, then JWK),
