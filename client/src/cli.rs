@@ -511,8 +511,15 @@ pub struct RequestArgs {
     #[arg(short = 'S', long = "show-error")]
     pub show_error: bool,
     /// Show a progress bar even when stderr is not a terminal.
-    #[arg(long)]
+    #[arg(long, visible_alias = "progress-bar", short = '#')]
     pub progress: bool,
+    /// Write each piece of the body as it arrives (no output buffering).
+    #[arg(short = 'N', long = "no-buffer")]
+    pub no_buffer: bool,
+    /// Create the directories -o names.
+    #[arg(long)]
+    pub create_dirs: bool,
+
     /// Retry a transient failure (timeout, HTTP 408, 429, 500, 502, 503,
     /// 504) up to N times.
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -84,6 +84,7 @@ fn plan(a: &RequestArgs) -> Result<Plan, Failure> {
     if let Some(r) = &a.referer {
         add_default(&mut headers, "Referer", r);
     }
+
     let mut url = a.url.clone();
     let bodies = [
         !a.data_order.is_empty() && !a.get,
@@ -454,6 +455,12 @@ fn transfer(
         .as_ref()
         .or(a.output.as_ref())
         .filter(|p| p.as_os_str() != "-");
+    if let (true, Some(dir)) = (a.create_dirs, to_file.and_then(|p| p.parent())) {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+        }
+    }
     let mut out: Box<dyn Write> = match to_file {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| Failure::usage(format!("cannot write {}: {e}", p.display())),
@@ -488,6 +495,9 @@ fn transfer(
     let pb = progress::bar(mode, length, "download");
     while let Some(c) = resp.next_chunk()? {
         out.write_all(&c).map_err(werr)?;
+        if a.no_buffer {
+            out.flush().map_err(werr)?;
+        }
         info.size_download += c.len() as u64;
         if let Some(pb) = &pb {
             pb.inc(c.len() as u64);

@@ -701,3 +701,31 @@ fn retry_on_timeout() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(s.up.requests().len(), 2);
 }
+
+#[test]
+fn no_buffer_and_progress_bar() {
+    let s = SideBySide::new();
+    s.same("/bytes", &["-N", "-d", "streamed"]);
+    s.same("/bytes", &["--no-buffer", "-#", "-d", "x"]);
+    s.same("/bytes", &["--progress-bar", "-d", "x"]);
+}
+
+#[test]
+fn create_dirs() {
+    let s = SideBySide::new();
+    let c = s.curl(
+        "/bytes",
+        &["-d", "abc", "--create-dirs", "-o", "c/d/out"],
+        None,
+    );
+    let v = s.vaultctl(
+        "/bytes",
+        &["-d", "abc", "--create-dirs", "-o", "v/d/out"],
+        None,
+    );
+    assert_eq!((v.code, c.code), (0, 0), "{}", v.stderr);
+    assert_eq!(
+        std::fs::read(s.dir().join("v/d/out")).unwrap(),
+        std::fs::read(s.dir().join("c/d/out")).unwrap()
+    );
+}
