@@ -1058,3 +1058,54 @@ fn redteam_front_a_script_with_its_own_loopback_server_gets_nothing() {
     );
     d.assert_log_clean();
 }
+
+/// After `lock`, no copy of a token used through the front is left in
+/// vaultd's memory: echoed, uploaded, downloaded, pipelined, with a
+/// client's keep-alive connection still open (root: `/proc/PID/mem`).
+#[test]
+fn lock_frees_the_token_of_front_jobs() {
+    if !harness::is_root() {
+        eprintln!("skipping lock_frees_the_token_of_front_jobs: needs root to read /proc/PID/mem");
+        return;
+    }
+    use base64::Engine;
+    let up = Upstream::plain();
+    let token = canary("frontmem");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    curl(&sock, "http://mr/echo", &["-d", "x"]);
+    curl(&sock, "http://mr/echo-encoded", &[]);
+    curl(&sock, "http://mr/source?n=3000000", &["-o", "/dev/null"]);
+    curl(&sock, "http://mr/redirect-echo?to=/echo%3Ft%3DTOKEN", &[]);
+    raw(
+        &sock,
+        b"GET /echo HTTP/1.1\r\nHost: mr\r\n\r\nGET /echo HTTP/1.1\r\nHost: mr\r\nConnection: close\r\n\r\n",
+    );
+    // A keep-alive connection left open across the lock.
+    let mut idle = UnixStream::connect(&sock).unwrap();
+    idle.write_all(b"GET /echo HTTP/1.1\r\nHost: mr\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let _ = idle.read(&mut buf).unwrap();
+    d.ctl(&["lock"]).ok();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
+    let control = d.socket.display().to_string();
+    let start = Instant::now();
+    loop {
+        let s = harness::memscan::scan(
+            d.pid(),
+            &[token.as_bytes(), b64.as_bytes(), control.as_bytes()],
+        )
+        .expect("scan");
+        assert!(s.hits[2] >= 1, "the scan is broken: {s:?}");
+        if s.hits[0] == 0 && s.hits[1] == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the token is still in vaultd's memory after lock: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(idle);
+}
