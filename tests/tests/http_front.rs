@@ -1109,3 +1109,45 @@ fn lock_frees_the_token_of_front_jobs() {
     }
     drop(idle);
 }
+
+/// The server's limits: too many header fields or too large a head is
+/// answered by the parser (431) and nothing is forwarded; a head that
+/// trickles in (slowloris) or a connection left idle is closed after 10 s.
+#[test]
+fn header_limits_and_the_head_timeout() {
+    let up = Upstream::plain();
+    let token = canary("limits");
+    let d = daemon_with(&up, &token, &[]);
+    let sock = front(&d);
+    let mut many = b"GET /echo HTTP/1.1\r\nHost: mr\r\n".to_vec();
+    for i in 0..150 {
+        many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    let got = parse(&raw(&sock, &many));
+    assert_eq!(got.status, 431, "{}", got.head);
+    let mut big = b"GET /echo HTTP/1.1\r\nHost: mr\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 100 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    let got = parse(&raw(&sock, &big));
+    assert_eq!(got.status, 431, "{}", got.head);
+    assert!(up.requests().is_empty());
+    // Keep-alive works, and a half-sent head is dropped after 10 s.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(b"GET /status/200 HTTP/1.1\r\nHost: mr\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    s.write_all(b"GET /status/200 HTTP/1.1\r\nHo").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let t = Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "closed after {waited:?}: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    assert_eq!(up.requests().len(), 1);
+}

@@ -132,7 +132,7 @@ async fn connection(stream: Stream, state: Arc<State>, peer: Peer) {
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
-        .max_buf_size(MAX_HEAD)
+        .max_header_size(MAX_HEAD)
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
     if let Err(e) = builder
