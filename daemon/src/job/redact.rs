@@ -111,9 +111,9 @@ struct Inner {
     plain_labels: Vec<Label>,
     /// Built on first use: most responses hold no escape worth a view.
     plain_matcher: std::sync::OnceLock<AhoCorasick>,
-    /// Whether escapes may stand for bytes outside ASCII (always: see
-    /// [`Redactor::new`]).
-    non_ascii: bool,
+    /// Whether a token has a byte outside ASCII: the Latin-1 view is
+    /// searched too (see [`super::unescape::views`]).
+    latin1: bool,
     /// The ASCII bytes whose escapes are decoded (all of them; see
     /// [`super::unescape::Syntax::needed`]).
     needed: [u64; 2],
@@ -286,6 +286,7 @@ impl Redactor {
             all.iter()
                 .flat_map(|(i, t)| b64_forms(t).into_iter().map(labelled(*i))),
         );
+        let latin1 = all.iter().any(|(_, t)| !t.is_ascii());
         let (plain, plain_labels) = settle(plain);
         let (patterns, labels) = settle(patterns);
         // A contiguous NFA, never a DFA: for a 36-byte token it builds in
@@ -299,12 +300,12 @@ impl Redactor {
                 patterns,
                 labels,
                 matcher,
+                latin1,
                 // Which escapes the views decode never depends on the
                 // tokens: a set chosen from their characters made the
                 // views an oracle (a script's own probe value, echoed or
                 // scanned with one character escaped, was found or not
                 // depending on whether a stored token held that character).
-                non_ascii: true,
                 needed: super::unescape::ALL_ASCII,
                 plain,
                 plain_labels,
@@ -435,7 +436,7 @@ impl Redactor {
         // The token with any of its characters escaped, in any syntax mix:
         // searched in the decoded views, mapped back to the original bytes.
         let reach = self.max_len();
-        let views = super::unescape::views(inner.non_ascii, inner.needed);
+        let views = super::unescape::views(inner.latin1, inner.needed);
         // The views without Latin-1 differ only in `=HH`: the first one's
         // windows (it has more) serve both, found in one pass.
         let mut shared: Option<Vec<(usize, usize)>> = None;

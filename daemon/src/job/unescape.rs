@@ -164,21 +164,32 @@ impl Syntax {
     }
 }
 
-/// Every ASCII byte (escapes of letters and digits are never decoded
-/// anyway): the set the redactor decodes, whatever the tokens hold.
+/// The ASCII bytes whose escapes the views decode: all of them (escapes
+/// of letters and digits are never decoded anyway), whatever the tokens
+/// hold. A set chosen from the stored tokens' own characters made what the
+/// views find depend on them, an oracle for a script that stores probe
+/// values of its own (`redteam_scan.rs`); a fixed smaller set misses the
+/// partial escapes real encoders make (WHATWG URLs escape `{"} `, HTML
+/// `&<>"'`, encodeURIComponent all but `-_.!~*'()`). It costs throughput
+/// on escape-heavy text (BENCHMARKS.md, scan).
 pub const ALL_ASCII: [u64; 2] = [u64::MAX; 2];
 
 /// The views the redactor searches: with and without quoted-printable,
-/// and the Latin-1 view when escapes may stand for bytes outside ASCII.
-pub fn views(non_ascii: bool, needed: [u64; 2]) -> Vec<Syntax> {
+/// both decoding escapes of bytes outside ASCII whatever the tokens hold,
+/// and the Latin-1 view when a token has such a byte. That view can only
+/// add matches, and only of a token with a byte outside ASCII (an ASCII
+/// value's match does not depend on how such escapes decode, since the
+/// other views leave a lone one as it is), so whether it runs reveals
+/// nothing a script could see in its own findings.
+pub fn views(latin1: bool, needed: [u64; 2]) -> Vec<Syntax> {
     let base = Syntax {
         latin1: false,
         qp: true,
-        non_ascii,
+        non_ascii: true,
         needed,
     };
     let mut v = vec![base, Syntax { qp: false, ..base }];
-    if non_ascii {
+    if latin1 {
         v.push(Syntax {
             latin1: true,
             ..base
