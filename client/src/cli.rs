@@ -408,12 +408,17 @@ pub enum PrintAs {
 /// `request`'s flags: curl's, with curl's meaning (README "curl
 /// compatibility"), so a script moves over by changing one word. Repeatable
 /// body flags keep their command-line order through clap's indices (see
-/// `curl::data_parts`).
+/// [`RequestArgs::order_from`]).
 #[derive(Args, Debug)]
 pub struct RequestArgs {
     /// The credential to attach.
     pub name: String,
-    pub url: String,
+    /// The URL (or give it with --url).
+    #[arg(required_unless_present = "url_flag", conflicts_with = "url_flag")]
+    pub url: Option<String>,
+    /// The URL, as curl's `--url` (one URL: a job is one request).
+    #[arg(long = "url", id = "url_flag", value_name = "URL")]
+    pub url_flag: Option<String>,
     /// Method [default: GET, or POST with a body, PUT with -T, HEAD with -I].
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     pub method: Option<String>,

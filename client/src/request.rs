@@ -85,7 +85,12 @@ fn plan(a: &RequestArgs) -> Result<Plan, Failure> {
         add_default(&mut headers, "Referer", r);
     }
 
-    let mut url = a.url.clone();
+    // clap requires exactly one of them.
+    let mut url = a
+        .url
+        .clone()
+        .or_else(|| a.url_flag.clone())
+        .unwrap_or_default();
     let bodies = [
         !a.data_order.is_empty() && !a.get,
         !a.form_order.is_empty(),

@@ -729,3 +729,23 @@ fn create_dirs() {
         std::fs::read(s.dir().join("c/d/out")).unwrap()
     );
 }
+
+#[test]
+fn url_flag() {
+    let s = SideBySide::new();
+    let url = s.up.url("/bytes?via=flag");
+    let c = s.curl("/bytes", &["--url", &url, "-d", "x"], None);
+    // curl gets two URLs (the harness's and --url): compare with the last.
+    let mut c_last = c.received.last().cloned().into_iter().collect::<Vec<_>>();
+    s.up.clear();
+    let v = s.daemon.ctl(&["request", "cmp", "--url", &url, "-d", "x"]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let got = s.up.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        harness::curl::seen(&got[0]),
+        harness::curl::seen(&c_last.remove(0))
+    );
+    let both = s.daemon.ctl(&["request", "cmp", &url, "--url", &url]);
+    assert_eq!(both.code, 1, "one URL, given once");
+}
