@@ -40,9 +40,11 @@ fn add_default(headers: &mut Vec<Header>, name: &str, value: &str) {
 }
 
 /// `-H` values: `Name: value`, `Name;` (an empty header, as curl), or
-/// `@FILE` with one header per line.
-fn headers_of(args: &[String]) -> Result<Vec<Header>, Failure> {
+/// `@FILE` with one header per line; also the names given as `Name:`, which
+/// in curl remove a header curl would add (e.g. -d's Content-Type).
+fn headers_of(args: &[String]) -> Result<(Vec<Header>, Vec<String>), Failure> {
     let mut out = Vec::new();
+    let mut removed = Vec::new();
     let mut one = |h: &str| -> Result<(), Failure> {
         if let Some(name) = h.strip_suffix(';').filter(|n| !n.contains(':')) {
             out.push(Header {
@@ -52,9 +54,10 @@ fn headers_of(args: &[String]) -> Result<Vec<Header>, Failure> {
             return Ok(());
         }
         let h = parse_header(h)?;
-        // `Name:` with nothing after it removes a header curl would add;
-        // vaultctl adds none of its own, so there is nothing to send.
-        if !h.value.is_empty() {
+        // `Name:` with nothing after it removes a header curl would add.
+        if h.value.is_empty() {
+            removed.push(h.name);
+        } else {
             out.push(h);
         }
         Ok(())
@@ -73,11 +76,11 @@ fn headers_of(args: &[String]) -> Result<Vec<Header>, Failure> {
             None => one(a)?,
         }
     }
-    Ok(out)
+    Ok((out, removed))
 }
 
 fn plan(a: &RequestArgs) -> Result<Plan, Failure> {
-    let mut headers = headers_of(&a.headers)?;
+    let (mut headers, removed) = headers_of(&a.headers)?;
     if let Some(ua) = &a.user_agent {
         add_default(&mut headers, "User-Agent", ua);
     }
@@ -144,6 +147,7 @@ fn plan(a: &RequestArgs) -> Result<Plan, Failure> {
     for q in &a.url_query {
         url = curl::append_query(&url, &curl::url_query_part(q)?)?;
     }
+    headers.retain(|h| !removed.iter().any(|r| r.eq_ignore_ascii_case(&h.name)));
     let method = match &a.method {
         Some(m) => m.clone(),
         None if a.head => "HEAD".into(),
@@ -453,6 +457,9 @@ fn transfer(
         }
         info.size_download = head.body.len() as u64;
         println!("{}", response_json(&head));
+        if a.fail_with_body && failed {
+            return Err(http_error(head.status));
+        }
         return Ok(0);
     }
     let remote = a.remote_name.then(|| remote_name(&plan.url)).transpose()?;

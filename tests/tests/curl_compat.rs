@@ -53,6 +53,11 @@ fn header() {
         "/bytes",
         &["-H", "X-One: 1", "--header", "X-Two: two words"],
     );
+    // `Name:` removes the header curl would add; `Name;` sends it empty.
+    s.same(
+        "/bytes",
+        &["-d", "x", "-H", "Content-Type:", "-H", "X-Empty;"],
+    );
     let f = s.file("h.txt", b"X-From-File: yes\nX-Other: 2\n");
     s.same("/bytes", &["-H", &format!("@{}", f.display())]);
 }
