@@ -418,6 +418,26 @@ async fn handle(
                 .body(Full::new(Bytes::from(body)).boxed())
                 .expect("response")
         }
+        // A fixed text (no token) compressed with `enc`, for comparing
+        // curl --compressed with vaultctl side by side.
+        "/compressed" => {
+            let plain = "compressed text, no secret in it\n".repeat(8).into_bytes();
+            let enc = query_param(&target, "enc").unwrap_or_else(|| "gzip".into());
+            let body = match enc.as_str() {
+                "gzip" => compress::gzip(&plain),
+                "deflate" => compress::zlib(&plain),
+                "br" => compress::brotli(&plain),
+                "zstd" => compress::zstd(&plain),
+                _ => plain,
+            };
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .header("content-encoding", enc)
+                .header("content-length", body.len().to_string())
+                .body(Full::new(Bytes::from(body)).boxed())
+                .expect("response")
+        }
         // A redirect whose Location carries the token: `to` is a template in
         // which `TOKEN` is replaced by the presented credential.
         "/redirect-echo" => {

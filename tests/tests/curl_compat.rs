@@ -291,6 +291,11 @@ fn max_time() {
 fn compressed() {
     let s = SideBySide::new();
     s.same("/bytes", &["--compressed"]);
+    // Both print the decoded body, whatever the encoding.
+    for enc in ["gzip", "deflate", "br", "zstd"] {
+        let p = s.same(&format!("/compressed?enc={enc}"), &["--compressed"]);
+        assert!(p.vaultctl.stdout.starts_with(b"compressed text"), "{enc}");
+    }
 }
 
 #[test]
