@@ -1157,3 +1157,44 @@ fn header_limits_and_the_head_timeout() {
     );
     assert_eq!(up.requests().len(), 1);
 }
+
+const REQUESTS_UNIXSOCKET: &str = r#"
+import sys, requests_unixsocket
+from urllib.parse import quote
+sock = quote(sys.argv[1], safe="")
+s = requests_unixsocket.Session()
+# The socket is in the URL's host, so Host names the credential.
+r = s.post(f"http+unix://{sock}/api/projects/create", headers={"Host": "mr"}, json={"name": "p"})
+assert r.status_code == 200 and r.json()["id"] == "p123", (r.status_code, r.text)
+r = s.get(f"http+unix://{sock}/x", headers={"Host": "nope"})
+assert r.status_code == 404 and r.headers["Tokenvault-Error"] == "unknown-credential", r.headers
+print("ok")
+"#;
+
+/// Python requests with requests-unixsocket, as the README shows it.
+#[test]
+fn requests_unixsocket_over_the_socket() {
+    let test = "requests_unixsocket_over_the_socket";
+    let Some(py) = httpx_python(test) else { return };
+    let has = Command::new(&py)
+        .args(["-c", "import requests_unixsocket"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        required(
+            test,
+            "no requests-unixsocket beside httpx (pip install requests-unixsocket)",
+        );
+        return;
+    }
+    let up = Upstream::plain();
+    let token = canary("requests");
+    let d = daemon_with(&up, &token, &[]);
+    let out = run_script(&py, &["-c"], REQUESTS_UNIXSOCKET, &[front(&d).as_os_str()]);
+    assert_eq!(out.trim(), "ok");
+    assert_eq!(
+        up.requests()[0].header("access-token").as_deref(),
+        Some(token.as_str())
+    );
+}
