@@ -1198,3 +1198,111 @@ fn requests_unixsocket_over_the_socket() {
         Some(token.as_str())
     );
 }
+
+/// A client that stops reading its download cannot keep the job alive:
+/// after `lock`, the token is gone from vaultd's memory although the
+/// client's connection is still open and unread (root).
+#[test]
+fn lock_frees_the_token_of_a_front_download_whose_reader_stalled() {
+    if !harness::is_root() {
+        eprintln!(
+            "skipping lock_frees_the_token_of_a_front_download_whose_reader_stalled: needs root"
+        );
+        return;
+    }
+    let up = Upstream::plain();
+    let token = canary("stall");
+    let d = daemon_conf(
+        "max_body = \"2GiB\"\nrequest_timeout = \"10m\"\n",
+        &up,
+        &token,
+        &[],
+    );
+    let sock = front(&d);
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(format!("GET /source?n={} HTTP/1.1\r\nHost: mr\r\n\r\n", 1u64 << 30).as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let _ = s.read(&mut buf).unwrap();
+    // Stop reading; wait until vaultd is blocked on the full socket.
+    let start = Instant::now();
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = up.produced.load(std::sync::atomic::Ordering::SeqCst);
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+        assert!(start.elapsed() < Duration::from_secs(20), "never stalled");
+    }
+    d.ctl(&["lock"]).ok();
+    let control = d.socket.display().to_string();
+    let start = Instant::now();
+    loop {
+        let sc =
+            harness::memscan::scan(d.pid(), &[token.as_bytes(), control.as_bytes()]).expect("scan");
+        assert!(sc.hits[1] >= 1, "the scan is broken");
+        if sc.hits[0] == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the token is still in memory while the reader stalls: {sc:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(s);
+}
+
+/// A client that stops sending its upload cannot keep the job alive:
+/// after `lock`, the token is gone from vaultd's memory (root).
+#[test]
+fn lock_frees_the_token_of_a_front_upload_that_stalled() {
+    if !harness::is_root() {
+        eprintln!("skipping lock_frees_the_token_of_a_front_upload_that_stalled: needs root");
+        return;
+    }
+    let up = Upstream::plain();
+    let token = canary("upstall");
+    let d = daemon_conf(
+        "max_body = \"2GiB\"\nrequest_timeout = \"10m\"\n",
+        &up,
+        &token,
+        &[],
+    );
+    let sock = front(&d);
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(
+        format!(
+            "POST /sink HTTP/1.1\r\nHost: mr\r\nContent-Length: {}\r\n\r\n",
+            1u64 << 30
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&vec![b'u'; 1 << 20]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.ctl(&["lock"]).ok();
+    let control = d.socket.display().to_string();
+    let start = Instant::now();
+    loop {
+        let sc =
+            harness::memscan::scan(d.pid(), &[token.as_bytes(), control.as_bytes()]).expect("scan");
+        assert!(sc.hits[1] >= 1, "the scan is broken");
+        if sc.hits[0] == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the token is still in memory while the upload stalls: {sc:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The client is told the vault locked.
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let got = parse(&out);
+    assert_eq!(got.status, 423, "{}", got.head);
+}

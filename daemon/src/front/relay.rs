@@ -142,11 +142,19 @@ async fn run(
             match piece {
                 Ok(Some(p)) if p.is_empty() => {}
                 Ok(Some(p)) => {
-                    if out_tx.send(Ok(Bytes::from(p))).await.is_err() {
-                        // The client went away: dropping the download
-                        // cancels the upstream.
-                        return Err(JobError::ClientGone);
-                    }
+                    // A client that stops reading stops hyper polling the
+                    // body, and this send waits: lock and the deadline end
+                    // it too, so a stalled reader cannot keep the job (its
+                    // redactor holds the token) alive. What is left in the
+                    // channel is redacted.
+                    let sent = tokio::select! {
+                        r = out_tx.send(Ok(Bytes::from(p))) => r.map_err(|_| JobError::ClientGone),
+                        () = epoch.ended() => Err(JobError::LockedMeanwhile),
+                        () = tokio::time::sleep_until(deadline) => Err(JobError::Timeout { limit }),
+                    };
+                    // On ClientGone, dropping the download cancels the
+                    // upstream.
+                    sent?;
                 }
                 Ok(None) => {
                     let _ = out_tx.send(Ok(OutBody::END)).await;
