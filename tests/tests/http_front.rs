@@ -192,9 +192,18 @@ fn curl_end_to_end_the_upstream_gets_the_token_the_client_never_does() {
     assert_eq!(got.status, 200, "{got:?}");
     assert!(got.text().contains("[redacted]"), "{got:?}");
     assert_clean("echo", &got.all());
+    // The audit line names the calling program (SO_PEERCRED's pid).
+    let which = Command::new("sh")
+        .args(["-c", "command -v curl"])
+        .output()
+        .unwrap();
+    let curl_exe = std::fs::canonicalize(String::from_utf8(which.stdout).unwrap().trim()).unwrap();
     let log = d.log();
     assert!(
-        log.contains("audit: job") && log.contains("credential=mr"),
+        log.lines().any(|l| l.contains("audit: job")
+            && l.contains("credential=mr")
+            && l.contains(&format!("exe={}", curl_exe.display()))
+            && l.contains("status=200")),
         "{log}"
     );
     d.assert_log_clean();
