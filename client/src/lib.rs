@@ -206,8 +206,28 @@ impl Client {
         job: JobRequest,
         body: Option<Box<dyn Read + Send>>,
     ) -> Result<Streamed<'_>, ClientError> {
+        self.stream_job_sized(job, body, None)
+    }
+
+    /// As [`Client::stream_job`], announcing the body's length, which
+    /// vaultd then sends as `Content-Length` (not chunked). The reader must
+    /// yield exactly that many bytes, or the job fails.
+    pub fn stream_job_sized(
+        &mut self,
+        job: JobRequest,
+        body: Option<Box<dyn Read + Send>>,
+        body_len: Option<u64>,
+    ) -> Result<Streamed<'_>, ClientError> {
         let body_follows = body.is_some();
-        write_frame(&mut self.stream, &Request::StreamJob { job, body_follows })?;
+        let body_len = body_len.filter(|_| body_follows);
+        write_frame(
+            &mut self.stream,
+            &Request::StreamJob {
+                job,
+                body_follows,
+                body_len,
+            },
+        )?;
         let uploader = match body {
             Some(mut reader) => {
                 let mut out = self.stream.try_clone().map_err(FrameError::from)?;

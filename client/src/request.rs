@@ -381,6 +381,7 @@ fn transfer(
     };
     let headers = plan.headers.clone();
     let uploaded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut body_len = None;
     let (inline, streamed) = match &plan.body {
         None => (None, None),
         Some(spec) => match spec.inline() {
@@ -407,6 +408,9 @@ fn transfer(
                     info.size_upload = first.len() as u64;
                     (Some(first), None)
                 } else {
+                    // A file's length is known: vaultd then sends it with a
+                    // Content-Length, as curl does (stdin goes chunked).
+                    body_len = size.filter(|_| !spec.chunked);
                     let r = std::io::Cursor::new(first).chain(r);
                     let r: Box<dyn Read + Send> = match progress::bar(mode, size, "upload") {
                         Some(pb) => Box::new(pb.wrap_read(r)),
@@ -428,7 +432,7 @@ fn transfer(
     };
     info.url_effective = plan.url.clone();
     let mut client = connect()?;
-    let resp = client.stream_job(job, streamed);
+    let resp = client.stream_job_sized(job, streamed, body_len);
     let mut resp = resp?;
     info.time_starttransfer = started.elapsed().as_secs_f64();
     info.status = resp.head.status;

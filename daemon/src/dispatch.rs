@@ -71,9 +71,11 @@ where
 {
     match req {
         Request::Job(job) => stream::buffered(stream, state, peer, job).await,
-        Request::StreamJob { job, body_follows } => {
-            stream::streamed(stream, state, peer, job, body_follows).await
-        }
+        Request::StreamJob {
+            job,
+            body_follows,
+            body_len,
+        } => stream::streamed(stream, state, peer, job, body_follows, body_len).await,
         Request::Scan if peer.uid == owner_uid() => crate::scan::session(stream, state, peer).await,
         other => {
             let resp = handle(state, peer, other).await;

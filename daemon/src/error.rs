@@ -159,9 +159,10 @@ pub fn job_code(e: &JobError) -> ErrorCode {
         | JobError::ContentEncoding
         | JobError::Transport { .. } => ErrorCode::Upstream,
         JobError::TooLarge { .. } | JobError::SignedBodyTooLarge { .. } => ErrorCode::TooLarge,
-        JobError::ExpectedChunk | JobError::ClientGone | JobError::BadMethod { .. } => {
-            ErrorCode::BadRequest
-        }
+        JobError::ExpectedChunk
+        | JobError::ClientGone
+        | JobError::UploadLength { .. }
+        | JobError::BadMethod { .. } => ErrorCode::BadRequest,
         JobError::LockedBeforeSend | JobError::LockedMeanwhile => ErrorCode::Locked,
         JobError::Internal(_) => ErrorCode::Internal,
         JobError::Redacted { code, .. } => *code,

@@ -68,6 +68,11 @@ pub enum Request {
     StreamJob {
         job: JobRequest,
         body_follows: bool,
+        /// The streamed body's length when the client knows it (a file):
+        /// vaultd sends it as `Content-Length` rather than chunked, as curl
+        /// does, since many servers refuse chunked uploads. A body that
+        /// turns out longer or shorter fails the job.
+        body_len: Option<u64>,
     },
     /// A piece of a streamed request body.
     Chunk(#[serde(with = "crate::codec::bytes")] Vec<u8>),

@@ -193,6 +193,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
             e(&Request::StreamJob {
                 job,
                 body_follows: true,
+                body_len: Some(300),
             }),
         ),
         ("req_chunk", e(&Request::Chunk(vec![1, 2, 3]))),
@@ -366,7 +367,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "stream_job",
-        "0c016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc0501",
+        "0c016d04504f53541a68747470733a2f2f6d6963726f72656163742e6f72672f6170690101580179010200ff0101fbdc050101fb2c01",
     ),
     ("req_chunk", "0d03010203"),
     ("req_end", "0e"),

@@ -759,3 +759,70 @@ fn url_flag() {
     let both = s.daemon.ctl(&["request", "cmp", &url, "--url", &url]);
     assert_eq!(both.code, 1, "one URL, given once");
 }
+
+/// A file over vaultctl's inline limit streams, and still goes with a
+/// Content-Length, as curl sends it (many servers refuse chunked uploads).
+#[test]
+fn large_file_upload_has_a_content_length() {
+    let s = SideBySide::new();
+    let f = s.file("large.bin", &vec![b'L'; 3 << 20]);
+    let p = s.both(
+        "/status/200",
+        &["--data-binary", &format!("@{}", f.display())],
+        None,
+    );
+    p.assert_same(&s.token);
+    assert_eq!(
+        p.vaultctl.received[0].header("content-length").as_deref(),
+        Some("3145728")
+    );
+    let p = s.both("/status/200", &["-T", "large.bin"], None);
+    p.assert_same(&s.token);
+}
+
+/// A client that announces a length and sends more (or less) fails its
+/// job before the difference reaches the upstream: a byte past the
+/// Content-Length would be read as the start of another request on the
+/// connection.
+#[test]
+fn a_streamed_body_must_match_its_announced_length() {
+    let s = SideBySide::new();
+    let smuggled = b"0123456789GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    for (body, declared) in [(smuggled, 10u64), (b"short".to_vec(), 10)] {
+        s.up.clear();
+        let mut c = vaultctl::Client::connect(&s.daemon.socket).expect("connect");
+        let job = proto::JobRequest {
+            credential: "cmp".into(),
+            method: "POST".into(),
+            url: s.up.url("/bytes"),
+            headers: vec![],
+            body: None,
+            follow_redirects: false,
+            timeout_ms: Some(5000),
+        };
+        let r = c.stream_job_sized(
+            job,
+            Some(Box::new(std::io::Cursor::new(body))),
+            Some(declared),
+        );
+        let failed = match r {
+            Err(_) => true,
+            Ok(mut st) => loop {
+                match st.next_chunk() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break false,
+                    Err(_) => break true,
+                }
+            },
+        };
+        assert!(failed, "a body of the wrong length completed");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for r in s.up.requests() {
+            assert_ne!(
+                r.target, "/smuggled",
+                "a smuggled request reached the upstream"
+            );
+            assert!(r.body.len() as u64 <= declared);
+        }
+    }
+}

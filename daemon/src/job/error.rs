@@ -72,6 +72,8 @@ pub enum JobError {
     ExpectedChunk,
     #[error("client went away mid-upload")]
     ClientGone,
+    #[error("the streamed body was not the {declared} bytes announced; nothing more was sent")]
+    UploadLength { declared: u64 },
     #[error("invalid method {method:?}")]
     BadMethod { method: String },
 

@@ -302,7 +302,11 @@ impl HttpPool {
                 &method,
                 &url,
                 &hop_headers,
-                body.as_ref().map(|b| b.len()),
+                body.as_ref().map(|b| b.len() as u64).or_else(|| {
+                    streamed
+                        .as_ref()
+                        .and_then(|s| http_body::Body::size_hint(s).exact())
+                }),
                 streamed.is_some(),
                 (&injection, &credential),
                 &redactor,
@@ -592,7 +596,7 @@ fn sent_request(
     method: &Method,
     url: &Url,
     headers: &HeaderMap,
-    body_len: Option<usize>,
+    body_len: Option<u64>,
     streamed: bool,
     (injection, credential): (&Injection, &str),
     redactor: &Redactor,
@@ -823,11 +827,8 @@ impl ChannelBody {
     /// The piece that ends the body.
     pub const END: Bytes = Bytes::new();
 
-    pub fn body(rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> reqwest::Body {
-        ChannelBody::sized(rx, None)
-    }
-
-    /// As [`ChannelBody::body`], of a known length.
+    /// The body fed by `rx`, of a known length when `len` says it (then
+    /// sent with a `Content-Length`, else chunked).
     pub fn sized(
         rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
         len: Option<u64>,

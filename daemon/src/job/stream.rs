@@ -95,6 +95,7 @@ pub async fn streamed<S>(
     peer: &Peer,
     job: JobRequest,
     body_follows: bool,
+    body_len: Option<u64>,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -117,6 +118,7 @@ where
         audit: &audit,
         max: state.http.max_body(),
         deadline,
+        body_len,
     };
     let result = tokio::select! {
         r = job.run(prepared, body_follows, rd, &mut out) => r,
@@ -146,6 +148,8 @@ struct Streamed<'a> {
     audit: &'a Audit,
     max: usize,
     deadline: Instant,
+    /// The length the client announced for its streamed body.
+    body_len: Option<u64>,
 }
 
 /// A streamed job that ended in an error reply.
@@ -212,14 +216,22 @@ impl Streamed<'_> {
     {
         let limit = self.deadline.saturating_duration_since(Instant::now());
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        let body = body_follows.then(|| ChannelBody::body(rx));
+        let body = body_follows.then(|| ChannelBody::sized(rx, self.body_len));
         let epoch = prepared.epoch.clone();
         let max = self.max;
+        let body_len = self.body_len;
         let pump = async move {
-            if body_follows {
-                pump_upload(Frames(rd), tx, max, epoch).await
-            } else {
-                Ok(())
+            match (body_follows, body_len) {
+                (true, Some(declared)) => {
+                    let src = Declared {
+                        inner: Frames(rd),
+                        declared,
+                        seen: 0,
+                    };
+                    pump_upload(src, tx, max, epoch).await
+                }
+                (true, None) => pump_upload(Frames(rd), tx, max, epoch).await,
+                (false, _) => Ok(()),
             }
         };
         let send = within(limit, self.state.http.send(prepared, body));
@@ -369,6 +381,37 @@ impl<R: AsyncRead + Unpin> UploadSource for Frames<R> {
             Ok(Some(Request::End)) => Ok(None),
             Ok(Some(_)) => Err(JobError::ExpectedChunk),
             Ok(None) | Err(_) => Err(JobError::ClientGone),
+        }
+    }
+}
+
+/// An upload held to the length its client announced: upstream it goes
+/// with that `Content-Length`, so a byte more would be read by the
+/// upstream as the start of another request on the (pooled) connection,
+/// and a byte less would leave it waiting. Either fails the job before
+/// the offending piece is passed on.
+struct Declared<S> {
+    inner: S,
+    declared: u64,
+    seen: u64,
+}
+
+impl<S: UploadSource> UploadSource for Declared<S> {
+    async fn piece(&mut self) -> Result<Option<Bytes>, JobError> {
+        let piece = self.inner.piece().await?;
+        let fail = JobError::UploadLength {
+            declared: self.declared,
+        };
+        match piece {
+            Some(c) => {
+                self.seen += c.len() as u64;
+                if self.seen > self.declared {
+                    return Err(fail);
+                }
+                Ok(Some(c))
+            }
+            None if self.seen != self.declared => Err(fail),
+            None => Ok(None),
         }
     }
 }
