@@ -71,6 +71,7 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(p) = args.http_socket {
         config.http_socket = vaultd::FrontSocket::from_path(p);
     }
+    let front_is_default = config.http_socket == vaultd::FrontSocket::Default;
     let front_path = config.http_socket.resolve(&socket);
     // A front turned off still has a path to recognise an inherited
     // socket by (which is then closed).
@@ -102,6 +103,33 @@ fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(async move {
+        let front = match (inherited.front, &front_path) {
+            (_, None) => None,
+            (Some(fd), Some(p)) => {
+                tracing::info!("http front on {} (socket activation)", p.display());
+                Some(vaultd::listener_from_fd(fd).map_err(|e| {
+                    format!("cannot use the http socket passed by systemd: {e}")
+                })?)
+            }
+            (None, Some(p)) => match vaultd::bind(p) {
+                Ok(l) => {
+                    tracing::info!("http front on {}", p.display());
+                    Some(l)
+                }
+                // The default path is a convenience: a daemon that cannot
+                // bind it (an older unit whose sandbox makes the runtime
+                // directory read-only, a file in the way) still serves
+                // the main socket, and `status` says the front is off.
+                Err(e) if front_is_default => {
+                    tracing::warn!(
+                        "http front off: {e} (set http_socket to a usable path, or to \"\" to silence this)"
+                    );
+                    config.http_socket = vaultd::FrontSocket::Off;
+                    None
+                }
+                Err(e) => return Err(format!("http front: {e}")),
+            },
+        };
         let state = Arc::new(State::new(config, vault.clone()).map_err(|e| e.to_string())?);
         // Signal handlers before the socket answers: a client (or systemd)
         // may signal as soon as it can connect.
@@ -121,21 +149,6 @@ fn run(args: Args) -> Result<(), String> {
             socket.display(),
             vault.display()
         );
-        let front =
-            match (inherited.front, &front_path) {
-                (_, None) => None,
-                (Some(fd), Some(p)) => {
-                    tracing::info!("http front on {} (socket activation)", p.display());
-                    Some(vaultd::listener_from_fd(fd).map_err(|e| {
-                        format!("cannot use the http socket passed by systemd: {e}")
-                    })?)
-                }
-                (None, Some(p)) => {
-                    let l = vaultd::bind(p).map_err(|e| format!("http front: {e}"))?;
-                    tracing::info!("http front on {}", p.display());
-                    Some(l)
-                }
-            };
         let (front_stop, front_stopped) = tokio::sync::watch::channel(false);
         if let Some(l) = front {
             let mut stopped = front_stopped.clone();

@@ -1315,3 +1315,45 @@ fn lock_frees_the_token_of_a_front_upload_that_stalled() {
     let got = parse(&out);
     assert_eq!(got.status, 423, "{}", got.head);
 }
+
+/// The default front is a convenience: when its path cannot be bound (a
+/// file in the way; an older unit's read-only runtime directory), vaultd
+/// serves the main socket, warns, and `status` says the front is off. An
+/// explicitly configured path that cannot be bound stops vaultd.
+#[test]
+fn a_default_front_that_cannot_bind_is_off_not_fatal() {
+    let mut d = Daemon::start("");
+    d.kill();
+    // The killed daemon's socket file is still there.
+    let _ = std::fs::remove_file(front(&d));
+    std::fs::write(front(&d), b"not a socket").unwrap();
+    d.spawn();
+    let out = d.ctl(&["status", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["http_socket"].is_null(), "{v}");
+    assert!(d.ctl(&["status"]).ok().text().contains("http front: off"));
+    assert!(d.log().contains("http front off:"), "{}", d.log());
+
+    let d = Daemon::start("");
+    let path = d.dir().join("blocked.sock");
+    std::fs::write(&path, b"not a socket").unwrap();
+    let out = Command::new(d.exe("vaultd"))
+        .arg("--socket")
+        .arg(d.dir().join("other/vaultd.sock"))
+        .arg("--vault")
+        .arg(d.dir().join("other/vault"))
+        .arg("--config")
+        .arg(&d.config)
+        .arg("--http-socket")
+        .arg(&path)
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http front:") && err.contains("not a socket"),
+        "{err}"
+    );
+}
