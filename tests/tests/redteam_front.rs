@@ -1,0 +1,491 @@
+//! Red team of the HTTP front (issue 18) and of curl parity for `vaultctl
+//! request` (issue 15): a script of the vault's uid that talks only to
+//! vaultd's sockets (the front with curl or raw bytes, or vaultctl) and to
+//! servers of its own on loopback tries to get a byte of a stored token,
+//! a figure computed from a compressed body that held it, or to make
+//! vaultd send it to a server of its own.
+//!
+//! Every test asserts the attack FAILS. One marked
+//! `#[ignore = "FINDING: ..."]` is an attack that works on the code it was
+//! written against; run them with `cargo build --workspace --bins && cargo
+//! test -p tokenvault-tests --test redteam_front -- --ignored`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::raw::run;
+use harness::{Daemon, canary, leaks};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn front(d: &Daemon) -> PathBuf {
+    d.socket.parent().unwrap().join("http.sock")
+}
+
+/// What a raw upstream was sent: the whole head, lower-cased names.
+#[derive(Clone, Default)]
+struct Req {
+    target: String,
+    token: Vec<u8>,
+}
+
+/// A raw HTTP/1.1 upstream answering every request with `answer(req)`
+/// (a whole response, bytes as given), then closing. Records every head.
+struct Raw {
+    addr: SocketAddr,
+    heads: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Raw {
+    fn start(answer: impl Fn(&Req) -> Vec<u8> + Send + Sync + 'static) -> Raw {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let h2 = heads.clone();
+        let answer = Arc::new(answer);
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(s) = conn else { continue };
+                let answer = answer.clone();
+                let heads = h2.clone();
+                std::thread::spawn(move || serve(s, &*answer, &heads));
+            }
+        });
+        Raw { addr, heads }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+}
+
+fn serve(mut s: TcpStream, answer: &dyn Fn(&Req) -> Vec<u8>, heads: &Mutex<Vec<Vec<u8>>>) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut head = Vec::new();
+    let mut line = Vec::new();
+    let mut req = Req::default();
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        head.extend_from_slice(&line);
+        if line == b"\r\n" {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        if req.target.is_empty() {
+            req.target = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            continue;
+        }
+        if let Some((n, v)) = text.split_once(':') {
+            let v = v.trim();
+            match n.trim().to_ascii_lowercase().as_str() {
+                "authorization" => {
+                    req.token = v.strip_prefix("Bearer ").unwrap_or(v).as_bytes().to_vec();
+                }
+                "content-length" => len = v.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    let _ = r.read_exact(&mut body);
+    heads.lock().unwrap().push(head);
+    let _ = s.write_all(&answer(&req));
+    let _ = s.flush();
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+/// A daemon with credential `rt` (bearer) bound to `origin`.
+fn daemon_for(origin: &str, token: &str) -> Daemon {
+    let d = Daemon::start("audit = true\n");
+    d.init();
+    d.add("rt", token, &["--bearer", "--origin", origin]).ok();
+    d
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `data`, and every gzip layer found inside it undone (up to three).
+fn inflated(data: &[u8]) -> Vec<u8> {
+    let mut all = data.to_vec();
+    let mut cur = data.to_vec();
+    for _ in 0..3 {
+        let Some(at) = memchr::memmem::find(&cur, &[0x1f, 0x8b]) else {
+            break;
+        };
+        let mut d = flate2::read::MultiGzDecoder::new(&cur[at..]);
+        let mut out = Vec::new();
+        let _ = d.read_to_end(&mut out);
+        if out.is_empty() {
+            break;
+        }
+        all.extend_from_slice(b"\n");
+        all.extend_from_slice(&out);
+        cur = out;
+    }
+    all
+}
+
+#[track_caller]
+fn assert_clean(what: &str, hay: &[u8]) {
+    let l = leaks(&inflated(hay));
+    assert!(l.is_empty(), "{what}: the script got the token: {l:?}");
+}
+
+/// curl through the front: every byte it printed (-i), stdout and stderr.
+fn curl_front(sock: &Path, url: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "20", "--unix-socket"])
+        .arg(sock)
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl");
+    let mut all = out.stdout;
+    all.extend_from_slice(&out.stderr);
+    all
+}
+
+/// Raw bytes to the front, everything until close or 5 s.
+fn raw_front(sock: &Path, req: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
+/// `vaultctl request` with `args`: stdout, stderr and any files in `dir`.
+fn vaultctl_all(d: &Daemon, args: &[&str], dir: Option<&Path>) -> Vec<u8> {
+    let (code, mut out, err) = run(d, args);
+    eprintln!("vaultctl {args:?}: exit {code}");
+    out.extend_from_slice(&err);
+    if let Some(dir) = dir {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if let Ok(b) = std::fs::read(e.path()) {
+                out.extend_from_slice(&b);
+            }
+        }
+    }
+    out
+}
+
+fn response(status: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n").into_bytes();
+    for (n, v) in headers {
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Compressed bodies (property: "stacked encodings refused")
+// ---------------------------------------------------------------------------
+
+/// A body gzipped twice, its two codings on two `Content-Encoding` lines
+/// (RFC 9110 §5.3: the same as `gzip, gzip`, which vaultd refuses).
+/// tower-http's decompression looks at the first line only, decodes one
+/// layer and then removes every `Content-Encoding` line, so vaultd's
+/// check for an undecoded coding sees none: the still-gzipped body goes
+/// past the redactor to the client, which inflates it.
+#[test]
+#[ignore = "FINDING: two Content-Encoding: gzip lines: vaultd decodes one layer, drops both headers and returns the inner gzip (token inside) unredacted, via vaultctl request and the front"]
+fn two_content_encoding_lines_pass_a_gzipped_echo_through() {
+    let raw = Raw::start(|req| {
+        // An account page: text that compresses (Huffman-coded, so no
+        // literal copy of the token is left for the redactor to see).
+        let mut plain = Vec::new();
+        for i in 0..20 {
+            plain.extend_from_slice(format!("line {i}: your key is ").as_bytes());
+            plain.extend_from_slice(&req.token);
+            plain.extend_from_slice(b" and it is active\n");
+        }
+        let twice = gzip(&gzip(&plain));
+        response(
+            "200 OK",
+            &[
+                ("Content-Type", b"text/plain"),
+                ("Content-Encoding", b"gzip"),
+                ("Content-Encoding", b"gzip"),
+            ],
+            &twice,
+        )
+    });
+    let token = canary("rtce");
+    let d = daemon_for(&raw.origin(), &token);
+    let url = format!("{}/x", raw.origin());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let channels = [
+        ("vaultctl request", vaultctl_all(&d, &["request", "rt", &url], None)),
+        (
+            "vaultctl request --compressed -o FILE",
+            vaultctl_all(
+                &d,
+                &["request", "rt", &url, "--compressed", "-o", out.to_str().unwrap()],
+                Some(dir.path()),
+            ),
+        ),
+        ("curl via the front", curl_front(&front(&d), "http://rt/x", &[])),
+    ];
+    assert!(
+        raw.heads.lock().unwrap().len() >= 3,
+        "the upstream was reached"
+    );
+    let leaked: Vec<&str> = channels
+        .iter()
+        .filter(|(_, got)| !leaks(&inflated(got)).is_empty())
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "double gzip on two Content-Encoding lines: the token (inside a gzip body vaultd passed on) reached the script via {leaked:?}"
+    );
+}
+
+/// The same with the size only: `-w %{size_download}` over a body that
+/// is still compressed is a BREACH oracle (a reflected guess sharing a
+/// prefix with the token compresses smaller). Guess right vs wrong prefix.
+#[test]
+#[ignore = "FINDING: with two Content-Encoding lines, -w %{size_download} is the size of a gzip body holding the token beside a reflected guess (BREACH oracle)"]
+fn size_download_of_a_still_compressed_echo_is_not_a_breach_oracle() {
+    let raw = Raw::start(|req| {
+        // The upstream reflects the query beside the token, as a search
+        // page or an error page does.
+        let mut plain = b"q=".to_vec();
+        plain.extend_from_slice(req.target.as_bytes());
+        plain.extend_from_slice(b" key=");
+        plain.extend_from_slice(&req.token);
+        plain.extend_from_slice(&b"the quick brown fox jumps over the lazy dog\n".repeat(8));
+        let twice = gzip(&gzip(&plain));
+        response(
+            "200 OK",
+            &[("Content-Encoding", b"gzip"), ("Content-Encoding", b"gzip")],
+            &twice,
+        )
+    });
+    let token = canary("rtbreach");
+    let d = daemon_for(&raw.origin(), &token);
+    let size = |guess: &str| -> u64 {
+        let url = format!("{}/s?{}", raw.origin(), guess);
+        let (_, out, _) = run(
+            &d,
+            &["request", "rt", &url, "-o", "/dev/null", "-w", "%{size_download}"],
+        );
+        let (_, body, err) = run(&d, &["request", "rt", &url]);
+        eprintln!("{guess}: {} bytes {}", body.len(), String::from_utf8_lossy(&err));
+        String::from_utf8_lossy(&out).trim().parse().unwrap_or(0)
+    };
+    // Redacted plaintext would be the same length for both (the guess is
+    // the same length); a compressed body is not.
+    let right = format!("key={}", &token[..20]);
+    let wrong = format!("key={}", "Zq9Xw7Vb3Nm1Lk5Jh8Gf");
+    let (a, b) = (size(&right), size(&wrong));
+    eprintln!("size right {a} wrong {b}");
+    assert_eq!(a, b, "size_download depends on whether a guess matches the token");
+}
+
+// ---------------------------------------------------------------------------
+// Location rewriting on the front
+// ---------------------------------------------------------------------------
+
+/// A `Location` into the origin is redacted, then parsed with the `url`
+/// crate and rewritten to `http://NAME/path`. The URL parser removes
+/// every ASCII tab (and CR/LF) from its input, so a token echoed with a
+/// tab inside (which no redactor pattern matches) comes out whole.
+#[test]
+#[ignore = "FINDING: front Location rewrite: a tab inside an echoed token survives redaction, url::Url::join strips it, and the rewritten http://rt/... Location carries the whole token"]
+fn location_rewrite_does_not_rejoin_a_token_split_by_a_tab() {
+    let raw = Raw::start(|req| {
+        let t = &req.token;
+        let mid = t.len() / 2;
+        let mut loc = b"/next/".to_vec();
+        loc.extend_from_slice(&t[..mid]);
+        loc.push(b'\t');
+        loc.extend_from_slice(&t[mid..]);
+        response("302 Found", &[("Location", &loc)], b"")
+    });
+    let token = canary("rtloc");
+    let d = daemon_for(&raw.origin(), &token);
+    let got = curl_front(&front(&d), "http://rt/x", &[]);
+    eprintln!("{}", String::from_utf8_lossy(&got));
+    assert_clean("tab-split Location through the front", &got);
+}
+
+/// Dot segments and backslashes: the `url` crate resolves `/a/../b` and
+/// turns `\` into `/` in http(s) paths. A token with a `/` in it (base64)
+/// echoed as `PRE/x/../POST` (no pattern) is rejoined by the rewrite.
+#[test]
+#[ignore = "FINDING: front Location rewrite resolves dot segments after redaction: a token with a '/' echoed as PRE/zz/..POST (no pattern) comes back whole in the rewritten Location"]
+fn location_rewrite_does_not_rejoin_a_token_split_by_dot_segments() {
+    let raw = Raw::start(|req| {
+        let t = &req.token;
+        let slash = t.iter().position(|&b| b == b'/').unwrap_or(t.len() / 2);
+        let mut loc = b"/".to_vec();
+        loc.extend_from_slice(&t[..slash]);
+        loc.extend_from_slice(b"/zz/..");
+        loc.extend_from_slice(&t[slash..]);
+        let mut loc2 = b"/".to_vec();
+        loc2.extend_from_slice(&t[..slash]);
+        loc2.push(b'\\');
+        loc2.extend_from_slice(&t[slash + 1..]);
+        response(
+            "302 Found",
+            &[("Location", &loc), ("X-Alt", &loc2)],
+            b"",
+        )
+    });
+    // A base64-looking token with a '/'.
+    // Not a registered canary: only the whole token is a leak here.
+    let token = format!("rtdot{}/Zm9vYmFyYmF6", std::process::id());
+    let d = daemon_for(&raw.origin(), &token);
+    let got = curl_front(&front(&d), "http://rt/x", &[]);
+    eprintln!("{}", String::from_utf8_lossy(&got));
+    assert!(
+        memchr::memmem::find(&got, token.as_bytes()).is_none(),
+        "dot-segment Location: the client got the token {token}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Trailers, 1xx, HEAD, 204 with a body
+// ---------------------------------------------------------------------------
+
+/// Chunked trailers carrying the token raw, a 103 Early Hints head with
+/// the token in a Link header, and a 204 with a body after it: none of
+/// them reaches the client (curl -i prints trailers and 1xx heads).
+#[test]
+fn trailers_early_hints_and_bodies_on_204_carry_nothing() {
+    let raw = Raw::start(|req| {
+        let t = String::from_utf8_lossy(&req.token).into_owned();
+        match req.target.as_str() {
+            "/trailer" => format!(
+                "HTTP/1.1 200 OK\r\nTrailer: X-Key\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\nX-Key: {t}\r\n\r\n"
+            )
+            .into_bytes(),
+            "/hints" => format!(
+                "HTTP/1.1 103 Early Hints\r\nLink: </{t}>; rel=preload\r\nX-Key: {t}\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            )
+            .into_bytes(),
+            "/204" => format!(
+                "HTTP/1.1 204 No Content\r\nContent-Length: 40\r\n\r\nHTTP/1.1 200 OK\r\nX-Key: {t}\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+            "/head" => format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nkey={t}"
+            )
+            .into_bytes(),
+            _ => response("404 Not Found", &[], b""),
+        }
+    });
+    let token = canary("rttrail");
+    let d = daemon_for(&raw.origin(), &token);
+    let sock = front(&d);
+    let mut got = Vec::new();
+    got.extend(curl_front(&sock, "http://rt/trailer", &["--raw"]));
+    got.extend(curl_front(&sock, "http://rt/trailer", &[]));
+    got.extend(curl_front(&sock, "http://rt/hints", &[]));
+    got.extend(curl_front(&sock, "http://rt/204", &[]));
+    got.extend(curl_front(&sock, "http://rt/204", &[]));
+    got.extend(curl_front(&sock, "http://rt/head", &["-I"]));
+    got.extend(raw_front(
+        &sock,
+        b"GET /204 HTTP/1.1\r\nHost: rt\r\n\r\nGET /head HTTP/1.1\r\nHost: rt\r\n\r\nGET /trailer HTTP/1.1\r\nHost: rt\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    ));
+    let url = format!("{}/trailer", raw.origin());
+    got.extend(vaultctl_all(&d, &["request", "rt", &url, "-v", "-i", "-D", "-", "-w", "%{json}%header{x-key}"], None));
+    let url = format!("{}/hints", raw.origin());
+    got.extend(vaultctl_all(&d, &["request", "rt", &url, "-v", "-i", "-w", "%header{x-key}%header{link}"], None));
+    eprintln!("{}", String::from_utf8_lossy(&got));
+    assert_clean("trailers / 103 / 204 body / HEAD", &got);
+    d.assert_log_clean();
+}
+
+// ---------------------------------------------------------------------------
+// Keep-alive across two credentials, and sending the token elsewhere
+// ---------------------------------------------------------------------------
+
+/// One front connection: a request for `a` (bound to an honest echo
+/// upstream), then one for `b` (the script's own credential, bound to the
+/// script's own server), pipelined and then again after a response. The
+/// script's server must never receive `a`'s token.
+#[test]
+fn keep_alive_across_two_credentials_sends_nothing_to_the_scripts_server() {
+    let honest = Raw::start(|req| {
+        let mut b = b"echo:".to_vec();
+        b.extend_from_slice(&req.token);
+        response("200 OK", &[("X-Echo", &req.token)], &b)
+    });
+    let mine_seen: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
+    let ms = mine_seen.clone();
+    let mine = Raw::start(move |req| {
+        ms.lock().unwrap().extend_from_slice(&req.token);
+        ms.lock().unwrap().extend_from_slice(req.target.as_bytes());
+        response("307 Temporary Redirect", &[("Location", b"/again")], b"")
+    });
+    let token = canary("rtka");
+    let d = daemon_for(&honest.origin(), &token);
+    d.add("b", "script-own-token-123", &["--bearer", "--origin", &mine.origin()])
+        .ok();
+    let sock = front(&d);
+    let mut got = Vec::new();
+    got.extend(raw_front(
+        &sock,
+        b"GET /1 HTTP/1.1\r\nHost: rt\r\n\r\nGET /2 HTTP/1.1\r\nHost: b\r\n\r\nGET /3 HTTP/1.1\r\nHost: RT.\r\n\r\nGET /4 HTTP/1.1\r\nHost: b\r\nTokenvault-Origin: HTTP://127.0.0.1\r\nConnection: close\r\n\r\n",
+    ));
+    // The same, not pipelined.
+    {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 65536];
+        for host in ["rt", "b", "rt", "b"] {
+            s.write_all(format!("GET /k HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+                .unwrap();
+            if let Ok(n) = s.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    // curl following the script's redirect, and vaultctl -L with --retry
+    // on a credential whose upstream redirects to the script's server.
+    got.extend(curl_front(&sock, "http://b/x", &["-L", "--max-redirs", "3"]));
+    let url = format!("{}/x", mine.origin());
+    got.extend(vaultctl_all(&d, &["request", "b", &url, "-L", "--retry", "2", "-v"], None));
+    assert_clean("keep-alive across credentials", &got);
+    let seen = mine_seen.lock().unwrap().clone();
+    assert!(
+        leaks(&seen).is_empty(),
+        "the script's server got the token: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    for h in mine.heads.lock().unwrap().iter() {
+        assert!(leaks(h).is_empty(), "{}", String::from_utf8_lossy(h));
+    }
+}
