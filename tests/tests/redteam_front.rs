@@ -489,3 +489,107 @@ fn keep_alive_across_two_credentials_sends_nothing_to_the_scripts_server() {
         assert!(leaks(h).is_empty(), "{}", String::from_utf8_lossy(h));
     }
 }
+
+// ---------------------------------------------------------------------------
+// -v / -D / -w on a Cookie credential the script adds cookies to
+// ---------------------------------------------------------------------------
+
+/// `-v` shows the request as sent with the credential as a placeholder.
+/// A `Cookie` credential (`sid=TOKEN`) beside the script's own cookies
+/// (`-b`, `-H Cookie:`) may be merged into one header line: the
+/// placeholder must still cover the token's part, and the upstream's
+/// echo of the merged line (`Set-Cookie`, a header, the body) is redacted.
+#[test]
+fn verbose_request_headers_with_merged_cookies_show_no_token() {
+    let raw = Raw::start(|req| {
+        let _ = req;
+        response("200 OK", &[("Content-Type", b"text/plain")], b"ok")
+    });
+    // The raw server records the head; echo the Cookie line back from it.
+    let token = canary("rtcookie");
+    let d = Daemon::start("audit = true\n");
+    d.init();
+    d.add(
+        "ck",
+        &format!("sid={token}"),
+        &["--header", "Cookie", "--origin", &raw.origin()],
+    )
+    .ok();
+    let url = format!("{}/c", raw.origin());
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("h");
+    let mut got = Vec::new();
+    for extra in [
+        vec!["-b", "a=b"],
+        vec!["-H", "Cookie: a=b"],
+        vec!["-H", "cookie: a=b", "-b", "c=d"],
+        vec!["--cookie", "sid=x"],
+    ] {
+        let mut args = vec!["request", "ck", &url, "-v", "-i", "-D"];
+        let dumps = dump.to_str().unwrap().to_owned();
+        args.push(&dumps);
+        args.extend(extra.iter().copied());
+        args.extend(["-w", "%{json}"]);
+        got.extend(vaultctl_all(&d, &args, Some(dir.path())));
+    }
+    got.extend(curl_front(&front(&d), "http://ck/c", &["-v", "-b", "a=b", "-H", "Cookie: e=f"]));
+    eprintln!("{}", String::from_utf8_lossy(&got));
+    let heads = raw.heads.lock().unwrap().clone();
+    for h in &heads {
+        eprintln!("upstream got: {}", String::from_utf8_lossy(h));
+    }
+    assert_clean("-v with merged cookies", &got);
+}
+
+/// The same tab-split and dot-segment `Location`s through `vaultctl
+/// request` (no -L: printed as sent, the upstream's own split form; -L:
+/// vaultd follows within the origin and reports the final URL redacted
+/// after parsing): `-i`, `-v`, `-D`, `-w %{url_effective}%header{location}`
+/// and `%{json}` never show the whole token.
+#[test]
+fn vaultctl_request_does_not_rejoin_a_split_location() {
+    let raw = Raw::start(|req| {
+        let t = &req.token;
+        if req.target.starts_with("/next") {
+            return response("200 OK", &[], b"landed");
+        }
+        let mid = t.len() / 2;
+        let mut loc = b"/next/".to_vec();
+        loc.extend_from_slice(&t[..mid]);
+        if req.target == "/tab" {
+            loc.push(b'\t');
+        } else {
+            loc.extend_from_slice(b"/zz/..");
+        }
+        loc.extend_from_slice(&t[mid..]);
+        response("302 Found", &[("Location", &loc)], b"")
+    });
+    let token = format!("rtvl{}/Zm9vYmFyYmF6LXZhbHVl", std::process::id());
+    let d = daemon_for(&raw.origin(), &token);
+    let mut got = Vec::new();
+    for path in ["/tab", "/dot"] {
+        let url = format!("{}{path}", raw.origin());
+        for follow in [false, true] {
+            let mut args = vec![
+                "request",
+                "rt",
+                url.as_str(),
+                "-v",
+                "-i",
+                "-D",
+                "-",
+                "-w",
+                "%{url_effective} %header{location} %{json} %{errormsg}",
+            ];
+            if follow {
+                args.push("-L");
+            }
+            got.extend(vaultctl_all(&d, &args, None));
+        }
+    }
+    assert!(
+        memchr::memmem::find(&got, token.as_bytes()).is_none(),
+        "vaultctl rejoined a split Location: {}",
+        String::from_utf8_lossy(&got)
+    );
+}
