@@ -101,10 +101,35 @@ fn serve(mut s: TcpStream, answer: &dyn Fn(&Req) -> Vec<u8>, heads: &Mutex<Vec<V
     let mut body = vec![0u8; len];
     let _ = r.read_exact(&mut body);
     heads.lock().unwrap().push(head);
-    let _ = s.write_all(&answer(&req));
+    let out = answer(&req);
+    // A response that asks for pacing: `PACE` + the head, then each piece
+    // of the marked body as its own chunk, 30 ms apart.
+    if let Some(rest) = out.strip_prefix(b"PACE".as_slice()) {
+        let split = memchr::memmem::find(rest, b"\r\n\r\n").unwrap() + 4;
+        let _ = s.write_all(&rest[..split]);
+        let piece_len = if out.len() > 2000 { PIECE_BIG } else { PIECE };
+        for piece in rest[split..].chunks(piece_len) {
+            let _ = s.write_all(format!("{:x}\r\n", piece.len()).as_bytes());
+            let _ = s.write_all(piece);
+            let _ = s.write_all(b"\r\n");
+            let _ = s.flush();
+            std::thread::sleep(Duration::from_millis(PACE_MS));
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(50));
+        return;
+    }
+    let _ = s.write_all(&out);
     let _ = s.flush();
     std::thread::sleep(Duration::from_millis(50));
 }
+
+/// Bytes per paced piece.
+const PIECE: usize = 6;
+/// Bytes per paced piece of a longer paced body.
+const PIECE_BIG: usize = 2048;
+/// Milliseconds between paced pieces.
+const PACE_MS: u64 = 70;
 
 /// A daemon with credential `rt` (bearer) bound to `origin`.
 fn daemon_for(origin: &str, token: &str) -> Daemon {
@@ -592,4 +617,73 @@ fn vaultctl_request_does_not_rejoin_a_split_location() {
         "vaultctl rejoined a split Location: {}",
         String::from_utf8_lossy(&got)
     );
+}
+
+// ---------------------------------------------------------------------------
+// BREACH through the front's chunk framing
+// ---------------------------------------------------------------------------
+
+/// The chunk sizes of a raw chunked body (after the head).
+fn chunk_sizes(raw: &[u8]) -> Vec<usize> {
+    let Some(at) = memchr::memmem::find(raw, b"\r\n\r\n") else {
+        return vec![];
+    };
+    let mut rest = &raw[at + 4..];
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = memchr::memmem::find(rest, b"\r\n") else { break };
+        let line = std::str::from_utf8(&rest[..eol]).unwrap_or("0");
+        let n = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < eol + 2 + n {
+            break;
+        }
+        out.push(n);
+        rest = &rest[eol + 2 + n + 2..];
+    }
+    out
+}
+
+/// The redactor holds back the end of a streamed body that could be the
+/// start of an echo. If how much it holds back depends on whether the
+/// tail is a prefix of the token, the front's chunk framing is a prefix
+/// oracle: an upstream that streams "You searched for: GUESS", then (slow
+/// work) the rest, shows in the first chunk's size whether GUESS begins
+/// the token. Right and wrong guesses of one length must give the same
+/// framing.
+#[test]
+fn front_chunk_framing_is_not_a_prefix_oracle() {
+    let raw = Raw::start(|req| {
+        let q = req.target.split_once('?').map_or("", |(_, q)| q);
+        let tail = format!("<p>You searched for: {q}");
+        let mut part1 = Vec::new();
+        let mut i = 0;
+        while part1.len() + tail.len() + 40 < PIECE_BIG {
+            part1.extend_from_slice(format!("<li>item {i} of the list</li>\n").as_bytes());
+            i += 1;
+        }
+        part1.extend(std::iter::repeat_n(b'.', PIECE_BIG - part1.len() - tail.len()));
+        part1.extend_from_slice(tail.as_bytes());
+        assert_eq!(part1.len(), PIECE_BIG);
+        let mut out = b"PACEHTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        // Two pieces: the page up to the reflected guess, then the rest.
+        out.extend_from_slice(&part1);
+        out.extend_from_slice(b"</p>");
+        out.extend_from_slice(&b"<p>no results</p>\n".repeat(10));
+        out
+    });
+    let token = canary("rtpfx");
+    let d = daemon_for(&raw.origin(), &token);
+    let sock = front(&d);
+    let probe = |guess: &str| -> Vec<usize> {
+        let got = raw_front(
+            &sock,
+            format!("GET /s?{guess} HTTP/1.1\r\nHost: rt\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_clean("prefix probe", &got);
+        chunk_sizes(&got)
+    };
+    let right = probe(&token[..20]);
+    let wrong = probe("rtpfx-zzzzzzzzzzzzzz");
+    eprintln!("right {right:?}\nwrong {wrong:?}");
+    assert_eq!(right, wrong, "the framing depends on whether the guess begins the token");
 }
