@@ -687,3 +687,75 @@ fn front_chunk_framing_is_not_a_prefix_oracle() {
     eprintln!("right {right:?}\nwrong {wrong:?}");
     assert_eq!(right, wrong, "the framing depends on whether the guess begins the token");
 }
+
+// ---------------------------------------------------------------------------
+// Error messages: -w %{errormsg}, -v, stderr, problem+json detail
+// ---------------------------------------------------------------------------
+
+/// Upstream answers that make hyper or reqwest fail, each carrying the
+/// token where a parser might quote it: a head over the limit, a chunk
+/// size line, a status code, a header name, an unparsable redirect target
+/// split by a tab (followed with -L). No message shows the token or a
+/// 12-character piece of it.
+#[test]
+fn transport_error_messages_quote_no_part_of_the_token() {
+    let raw = Raw::start(|req| {
+        let t = String::from_utf8_lossy(&req.token).into_owned();
+        let (a, b) = t.split_at(t.len() / 2);
+        let path = req.target.split('?').next().unwrap_or("/").to_owned();
+        match path.as_str() {
+            "/huge" => {
+                let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+                for i in 0..9000 {
+                    r.extend_from_slice(format!("X-Pad-{i}: {t}{t}\r\n").as_bytes());
+                }
+                r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+                r
+            }
+            "/chunk" => format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{t}\r\nabc\r\n0\r\n\r\n"
+            )
+            .into_bytes(),
+            "/status" => format!("HTTP/1.1 2{t} OK\r\nContent-Length: 0\r\n\r\n").into_bytes(),
+            "/name" => format!("HTTP/1.1 200 OK\r\n{t}{{: x\r\nContent-Length: 0\r\n\r\n").into_bytes(),
+            "/version" => format!("HTTP/{t} 200 OK\r\nContent-Length: 0\r\n\r\n").into_bytes(),
+            "/loc" => format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://{a}\t{b}:99999/\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+            "/loc2" => format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://[{a}\t{b}]/\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+            "/short" => format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 999\r\nConnection: close\r\n\r\nkey={a}\t{b}"
+            )
+            .into_bytes(),
+            _ => response("404 Not Found", &[], b""),
+        }
+    });
+    let token = canary("rterr");
+    let d = daemon_for(&raw.origin(), &token);
+    let sock = front(&d);
+    let mut got = Vec::new();
+    for p in ["/huge", "/chunk", "/status", "/name", "/version", "/loc", "/loc2", "/short"] {
+        let url = format!("{}{p}", raw.origin());
+        got.extend(vaultctl_all(
+            &d,
+            &["request", "rt", &url, "-L", "-v", "-sS", "-w", "%{errormsg} %{json}"],
+            None,
+        ));
+        got.extend(curl_front(&sock, &format!("http://rt{p}"), &["-L", "--max-redirs", "2"]));
+    }
+    eprintln!("{}", String::from_utf8_lossy(&got));
+    assert_clean("error messages", &got);
+    let hex = &token["rterr-".len()..];
+    for piece in [&hex[..12], &hex[10..22], &hex[20..32]] {
+        assert!(
+            memchr::memmem::find(&got, piece.as_bytes()).is_none(),
+            "a 12-character piece of the token ({piece}) is in: {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    d.assert_log_clean();
+}
