@@ -759,3 +759,56 @@ fn transport_error_messages_quote_no_part_of_the_token() {
     }
     d.assert_log_clean();
 }
+
+// ---------------------------------------------------------------------------
+// HEAD: Content-Length of the compressed representation (BREACH)
+// ---------------------------------------------------------------------------
+
+/// Frameworks answer HEAD by running the GET handler and its compression
+/// middleware and dropping the body (Django's GZipMiddleware, Flask with
+/// flask-compress): the HEAD's `Content-Length` is the compressed size of
+/// the page that holds the token beside a reflected guess (vaultd asked
+/// for gzip). vaultd drops the upstream's Content-Length: `-I`, `-D`,
+/// `-w %header{content-length}`, `--print json` and the front's HEAD must
+/// not show it (nor the `Content-Encoding` that would say what it counts).
+#[test]
+fn head_content_length_of_a_compressed_page_is_not_passed_on() {
+    let raw = Raw::start(|req| {
+        let mut plain = b"q=".to_vec();
+        plain.extend_from_slice(req.target.as_bytes());
+        plain.extend_from_slice(b" key=");
+        plain.extend_from_slice(&req.token);
+        plain.extend_from_slice(&b"the quick brown fox jumps over the lazy dog\n".repeat(8));
+        let n = gzip(&plain).len();
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nVary: Accept-Encoding\r\nContent-Length: {n}\r\nX-Size-Marker: {n}\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes()
+    });
+    let token = canary("rthead");
+    let d = daemon_for(&raw.origin(), &token);
+    let url = format!("{}/s", raw.origin());
+    let mut got = Vec::new();
+    got.extend(vaultctl_all(
+        &d,
+        &["request", "rt", &url, "-I", "-D", "-", "-v", "-w", "%header{content-length} %{json}"],
+        None,
+    ));
+    got.extend(vaultctl_all(&d, &["request", "rt", &url, "-I", "--print", "json"], None));
+    got.extend(curl_front(&front(&d), "http://rt/s", &["-I"]));
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    eprintln!("{text}");
+    let marker = text
+        .lines()
+        .find_map(|l| l.strip_prefix("x-size-marker: ").or_else(|| l.strip_prefix("< x-size-marker: ")))
+        .map(|v| v.trim().to_owned());
+    let Some(n) = marker else {
+        panic!("no marker header came back");
+    };
+    for l in text.lines() {
+        assert!(
+            !(l.contains("content-length") && l.contains(&n)),
+            "the compressed size {n} of the HEAD's page came back: {l}"
+        );
+    }
+}
