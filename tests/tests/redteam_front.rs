@@ -7,7 +7,7 @@
 //!
 //! Every test asserts the attack FAILS. One marked
 //! `#[ignore = "FINDING: ..."]` is an attack that works on the code it was
-//! written against; run them with `cargo build --workspace --bins && cargo
+//! written against (main at 581afd4); run them with `cargo build --workspace --bins && cargo
 //! test -p tokenvault-tests --test redteam_front -- --ignored`.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -225,7 +225,13 @@ fn response(status: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(body);
     out
 }
@@ -269,16 +275,29 @@ fn two_content_encoding_lines_pass_a_gzipped_echo_through() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o");
     let channels = [
-        ("vaultctl request", vaultctl_all(&d, &["request", "rt", &url], None)),
+        (
+            "vaultctl request",
+            vaultctl_all(&d, &["request", "rt", &url], None),
+        ),
         (
             "vaultctl request --compressed -o FILE",
             vaultctl_all(
                 &d,
-                &["request", "rt", &url, "--compressed", "-o", out.to_str().unwrap()],
+                &[
+                    "request",
+                    "rt",
+                    &url,
+                    "--compressed",
+                    "-o",
+                    out.to_str().unwrap(),
+                ],
                 Some(dir.path()),
             ),
         ),
-        ("curl via the front", curl_front(&front(&d), "http://rt/x", &[])),
+        (
+            "curl via the front",
+            curl_front(&front(&d), "http://rt/x", &[]),
+        ),
     ];
     assert!(
         raw.heads.lock().unwrap().len() >= 3,
@@ -322,10 +341,22 @@ fn size_download_of_a_still_compressed_echo_is_not_a_breach_oracle() {
         let url = format!("{}/s?{}", raw.origin(), guess);
         let (_, out, _) = run(
             &d,
-            &["request", "rt", &url, "-o", "/dev/null", "-w", "%{size_download}"],
+            &[
+                "request",
+                "rt",
+                &url,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download}",
+            ],
         );
         let (_, body, err) = run(&d, &["request", "rt", &url]);
-        eprintln!("{guess}: {} bytes {}", body.len(), String::from_utf8_lossy(&err));
+        eprintln!(
+            "{guess}: {} bytes {}",
+            body.len(),
+            String::from_utf8_lossy(&err)
+        );
         String::from_utf8_lossy(&out).trim().parse().unwrap_or(0)
     };
     // Redacted plaintext would be the same length for both (the guess is
@@ -334,7 +365,10 @@ fn size_download_of_a_still_compressed_echo_is_not_a_breach_oracle() {
     let wrong = format!("key={}", "Zq9Xw7Vb3Nm1Lk5Jh8Gf");
     let (a, b) = (size(&right), size(&wrong));
     eprintln!("size right {a} wrong {b}");
-    assert_eq!(a, b, "size_download depends on whether a guess matches the token");
+    assert_eq!(
+        a, b,
+        "size_download depends on whether a guess matches the token"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -381,11 +415,7 @@ fn location_rewrite_does_not_rejoin_a_token_split_by_dot_segments() {
         loc2.extend_from_slice(&t[..slash]);
         loc2.push(b'\\');
         loc2.extend_from_slice(&t[slash + 1..]);
-        response(
-            "302 Found",
-            &[("Location", &loc), ("X-Alt", &loc2)],
-            b"",
-        )
+        response("302 Found", &[("Location", &loc), ("X-Alt", &loc2)], b"")
     });
     // A base64-looking token with a '/'.
     // Not a registered canary: only the whole token is a leak here.
@@ -445,9 +475,35 @@ fn trailers_early_hints_and_bodies_on_204_carry_nothing() {
         b"GET /204 HTTP/1.1\r\nHost: rt\r\n\r\nGET /head HTTP/1.1\r\nHost: rt\r\n\r\nGET /trailer HTTP/1.1\r\nHost: rt\r\nTE: trailers\r\nConnection: close\r\n\r\n",
     ));
     let url = format!("{}/trailer", raw.origin());
-    got.extend(vaultctl_all(&d, &["request", "rt", &url, "-v", "-i", "-D", "-", "-w", "%{json}%header{x-key}"], None));
+    got.extend(vaultctl_all(
+        &d,
+        &[
+            "request",
+            "rt",
+            &url,
+            "-v",
+            "-i",
+            "-D",
+            "-",
+            "-w",
+            "%{json}%header{x-key}",
+        ],
+        None,
+    ));
     let url = format!("{}/hints", raw.origin());
-    got.extend(vaultctl_all(&d, &["request", "rt", &url, "-v", "-i", "-w", "%header{x-key}%header{link}"], None));
+    got.extend(vaultctl_all(
+        &d,
+        &[
+            "request",
+            "rt",
+            &url,
+            "-v",
+            "-i",
+            "-w",
+            "%header{x-key}%header{link}",
+        ],
+        None,
+    ));
     eprintln!("{}", String::from_utf8_lossy(&got));
     assert_clean("trailers / 103 / 204 body / HEAD", &got);
     d.assert_log_clean();
@@ -477,8 +533,12 @@ fn keep_alive_across_two_credentials_sends_nothing_to_the_scripts_server() {
     });
     let token = canary("rtka");
     let d = daemon_for(&honest.origin(), &token);
-    d.add("b", "script-own-token-123", &["--bearer", "--origin", &mine.origin()])
-        .ok();
+    d.add(
+        "b",
+        "script-own-token-123",
+        &["--bearer", "--origin", &mine.origin()],
+    )
+    .ok();
     let sock = front(&d);
     let mut got = Vec::new();
     got.extend(raw_front(
@@ -500,9 +560,17 @@ fn keep_alive_across_two_credentials_sends_nothing_to_the_scripts_server() {
     }
     // curl following the script's redirect, and vaultctl -L with --retry
     // on a credential whose upstream redirects to the script's server.
-    got.extend(curl_front(&sock, "http://b/x", &["-L", "--max-redirs", "3"]));
+    got.extend(curl_front(
+        &sock,
+        "http://b/x",
+        &["-L", "--max-redirs", "3"],
+    ));
     let url = format!("{}/x", mine.origin());
-    got.extend(vaultctl_all(&d, &["request", "b", &url, "-L", "--retry", "2", "-v"], None));
+    got.extend(vaultctl_all(
+        &d,
+        &["request", "b", &url, "-L", "--retry", "2", "-v"],
+        None,
+    ));
     assert_clean("keep-alive across credentials", &got);
     let seen = mine_seen.lock().unwrap().clone();
     assert!(
@@ -557,7 +625,11 @@ fn verbose_request_headers_with_merged_cookies_show_no_token() {
         args.extend(["-w", "%{json}"]);
         got.extend(vaultctl_all(&d, &args, Some(dir.path())));
     }
-    got.extend(curl_front(&front(&d), "http://ck/c", &["-v", "-b", "a=b", "-H", "Cookie: e=f"]));
+    got.extend(curl_front(
+        &front(&d),
+        "http://ck/c",
+        &["-v", "-b", "a=b", "-H", "Cookie: e=f"],
+    ));
     eprintln!("{}", String::from_utf8_lossy(&got));
     let heads = raw.heads.lock().unwrap().clone();
     for h in &heads {
@@ -630,8 +702,7 @@ fn chunk_sizes(raw: &[u8]) -> Vec<usize> {
     };
     let mut rest = &raw[at + 4..];
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = memchr::memmem::find(rest, b"\r\n") else { break };
+    while let Some(eol) = memchr::memmem::find(rest, b"\r\n") {
         let line = std::str::from_utf8(&rest[..eol]).unwrap_or("0");
         let n = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap_or(0);
         if n == 0 || rest.len() < eol + 2 + n {
@@ -661,7 +732,10 @@ fn front_chunk_framing_is_not_a_prefix_oracle() {
             part1.extend_from_slice(format!("<li>item {i} of the list</li>\n").as_bytes());
             i += 1;
         }
-        part1.extend(std::iter::repeat_n(b'.', PIECE_BIG - part1.len() - tail.len()));
+        part1.extend(std::iter::repeat_n(
+            b'.',
+            PIECE_BIG - part1.len() - tail.len(),
+        ));
         part1.extend_from_slice(tail.as_bytes());
         assert_eq!(part1.len(), PIECE_BIG);
         let mut out = b"PACEHTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
@@ -685,7 +759,10 @@ fn front_chunk_framing_is_not_a_prefix_oracle() {
     let right = probe(&token[..20]);
     let wrong = probe("rtpfx-zzzzzzzzzzzzzz");
     eprintln!("right {right:?}\nwrong {wrong:?}");
-    assert_eq!(right, wrong, "the framing depends on whether the guess begins the token");
+    assert_eq!(
+        right, wrong,
+        "the framing depends on whether the guess begins the token"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -738,14 +815,29 @@ fn transport_error_messages_quote_no_part_of_the_token() {
     let d = daemon_for(&raw.origin(), &token);
     let sock = front(&d);
     let mut got = Vec::new();
-    for p in ["/huge", "/chunk", "/status", "/name", "/version", "/loc", "/loc2", "/short"] {
+    for p in [
+        "/huge", "/chunk", "/status", "/name", "/version", "/loc", "/loc2", "/short",
+    ] {
         let url = format!("{}{p}", raw.origin());
         got.extend(vaultctl_all(
             &d,
-            &["request", "rt", &url, "-L", "-v", "-sS", "-w", "%{errormsg} %{json}"],
+            &[
+                "request",
+                "rt",
+                &url,
+                "-L",
+                "-v",
+                "-sS",
+                "-w",
+                "%{errormsg} %{json}",
+            ],
             None,
         ));
-        got.extend(curl_front(&sock, &format!("http://rt{p}"), &["-L", "--max-redirs", "2"]));
+        got.extend(curl_front(
+            &sock,
+            &format!("http://rt{p}"),
+            &["-L", "--max-redirs", "2"],
+        ));
     }
     eprintln!("{}", String::from_utf8_lossy(&got));
     assert_clean("error messages", &got);
@@ -791,16 +883,33 @@ fn head_content_length_of_a_compressed_page_is_not_passed_on() {
     let mut got = Vec::new();
     got.extend(vaultctl_all(
         &d,
-        &["request", "rt", &url, "-I", "-D", "-", "-v", "-w", "%header{content-length} %{json}"],
+        &[
+            "request",
+            "rt",
+            &url,
+            "-I",
+            "-D",
+            "-",
+            "-v",
+            "-w",
+            "%header{content-length} %{json}",
+        ],
         None,
     ));
-    got.extend(vaultctl_all(&d, &["request", "rt", &url, "-I", "--print", "json"], None));
+    got.extend(vaultctl_all(
+        &d,
+        &["request", "rt", &url, "-I", "--print", "json"],
+        None,
+    ));
     got.extend(curl_front(&front(&d), "http://rt/s", &["-I"]));
     let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
     eprintln!("{text}");
     let marker = text
         .lines()
-        .find_map(|l| l.strip_prefix("x-size-marker: ").or_else(|| l.strip_prefix("< x-size-marker: ")))
+        .find_map(|l| {
+            l.strip_prefix("x-size-marker: ")
+                .or_else(|| l.strip_prefix("< x-size-marker: "))
+        })
         .map(|v| v.trim().to_owned());
     let Some(n) = marker else {
         panic!("no marker header came back");
@@ -875,7 +984,12 @@ fn storage_checksum_headers_of_the_unredacted_body_are_not_passed_on() {
         "a checksum of the unredacted body reached the script (an offline oracle for guesses):\n{text}"
     );
     let lower = text.to_ascii_lowercase();
-    for name in ["x-amz-checksum", "x-goog-hash", "x-goog-stored-content-length", "x-ms-content-crc64"] {
+    for name in [
+        "x-amz-checksum",
+        "x-goog-hash",
+        "x-goog-stored-content-length",
+        "x-ms-content-crc64",
+    ] {
         assert!(!lower.contains(name), "{name} was passed on:\n{text}");
     }
 }
