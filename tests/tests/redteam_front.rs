@@ -993,3 +993,61 @@ fn storage_checksum_headers_of_the_unredacted_body_are_not_passed_on() {
         assert!(!lower.contains(name), "{name} was passed on:\n{text}");
     }
 }
+
+/// The same as `two_content_encoding_lines_pass_a_gzipped_echo_through`
+/// for `br` and `zstd` twice: one layer is left on the body that reaches
+/// the script.
+#[test]
+#[ignore = "FINDING: two Content-Encoding lines of br or zstd: one layer decoded, both headers dropped, the inner compressed body with the token reaches the script"]
+fn two_content_encoding_lines_of_br_or_zstd_pass_an_echo_through() {
+    fn br(d: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            w.write_all(d).unwrap();
+        }
+        out
+    }
+    let raw = Raw::start(|req| {
+        let mut plain = Vec::new();
+        for i in 0..20 {
+            plain.extend_from_slice(format!("line {i}: your key is ").as_bytes());
+            plain.extend_from_slice(&req.token);
+            plain.extend_from_slice(b" and it is active\n");
+        }
+        let (coding, body): (&[u8], Vec<u8>) = if req.target == "/br" {
+            (b"br", br(&br(&plain)))
+        } else {
+            (
+                b"zstd",
+                zstd::encode_all(&zstd::encode_all(&plain[..], 3).unwrap()[..], 3).unwrap(),
+            )
+        };
+        response(
+            "200 OK",
+            &[("Content-Encoding", coding), ("Content-Encoding", coding)],
+            &body,
+        )
+    });
+    let token = canary("rtce2");
+    let d = daemon_for(&raw.origin(), &token);
+    let mut leaked = Vec::new();
+    for p in ["/br", "/zstd"] {
+        let url = format!("{}{p}", raw.origin());
+        let got = vaultctl_all(&d, &["request", "rt", &url], None);
+        let mut dec = Vec::new();
+        if p == "/br" {
+            let _ = brotli::Decompressor::new(&got[..], 4096).read_to_end(&mut dec);
+        } else {
+            dec = zstd::decode_all(&got[..]).unwrap_or_default();
+        }
+        eprintln!("{p}: {} bytes, {} decoded", got.len(), dec.len());
+        if !leaks(&dec).is_empty() || !leaks(&got).is_empty() {
+            leaked.push(p);
+        }
+    }
+    assert!(
+        leaked.is_empty(),
+        "the token reached the script via {leaked:?}"
+    );
+}
