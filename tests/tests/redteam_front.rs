@@ -433,7 +433,7 @@ fn location_rewrite_does_not_rejoin_a_token_split_by_dot_segments() {
 // Trailers, 1xx, HEAD, 204 with a body
 // ---------------------------------------------------------------------------
 
-/// Chunked trailers carrying the token raw, a 103 Early Hints head with
+/// Chunked trailers and chunk extensions carrying the token raw, a 103 Early Hints head with
 /// the token in a Link header, and a 204 with a body after it: none of
 /// them reaches the client (curl -i prints trailers and 1xx heads).
 #[test]
@@ -443,6 +443,10 @@ fn trailers_early_hints_and_bodies_on_204_carry_nothing() {
         match req.target.as_str() {
             "/trailer" => format!(
                 "HTTP/1.1 200 OK\r\nTrailer: X-Key\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\nX-Key: {t}\r\n\r\n"
+            )
+            .into_bytes(),
+            "/ext" => format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2;key={t};x=\"{t}\"\r\nok\r\n0;key={t}\r\n\r\n"
             )
             .into_bytes(),
             "/hints" => format!(
@@ -466,6 +470,7 @@ fn trailers_early_hints_and_bodies_on_204_carry_nothing() {
     let mut got = Vec::new();
     got.extend(curl_front(&sock, "http://rt/trailer", &["--raw"]));
     got.extend(curl_front(&sock, "http://rt/trailer", &[]));
+    got.extend(curl_front(&sock, "http://rt/ext", &["--raw"]));
     got.extend(curl_front(&sock, "http://rt/hints", &[]));
     got.extend(curl_front(&sock, "http://rt/204", &[]));
     got.extend(curl_front(&sock, "http://rt/204", &[]));
