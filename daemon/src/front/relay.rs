@@ -241,7 +241,7 @@ fn p_code(p: &Problem) -> proto::ErrorCode {
 /// `job::http`), minus hop-by-hop and `Tokenvault-*` headers, with a
 /// `Location` into the job's origin rewritten to `http://NAME/...`.
 fn response_head(started: &Started, name: &str) -> hyper::HeaderMap {
-    let JobResponse { headers, url, .. } = &started.head;
+    let JobResponse { headers, .. } = &started.head;
     let connection_named: Vec<String> = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
@@ -266,7 +266,7 @@ fn response_head(started: &Started, name: &str) -> hyper::HeaderMap {
             continue;
         };
         let value = if n == hyper::header::LOCATION {
-            relocated(&h.value, url, &started.origin, name).unwrap_or_else(|| h.value.clone())
+            relocated(&h.value, &started.origin, name).unwrap_or_else(|| h.value.clone())
         } else {
             h.value.clone()
         };
@@ -277,27 +277,30 @@ fn response_head(started: &Started, name: &str) -> hyper::HeaderMap {
     map
 }
 
-/// A (redacted) `Location` that leads back into the job's origin, as the
-/// front's `http://NAME/path?query`: a client that follows redirects stays
-/// on the vault (and keeps the token out of its own hands). Any other is
-/// passed on as it is.
-fn relocated(value: &[u8], base: &str, origin: &Origin, name: &str) -> Option<Vec<u8>> {
-    let loc = std::str::from_utf8(value).ok()?;
-    let base = url::Url::parse(base).ok()?;
-    let target = base.join(loc.trim()).ok()?;
-    if Origin::of_url(&target).ok()? != *origin {
+/// A (redacted) absolute `Location` into the job's origin, as the front's
+/// `http://NAME/path?query`, so a client that follows redirects stays on
+/// the vault. Only the origin prefix is replaced; the rest is passed byte
+/// for byte, never parsed and re-serialized: a URL parser drops tabs and
+/// newlines, resolves dot segments and turns `\` into `/`, which could
+/// rejoin a token the upstream echoed in pieces that no redactor pattern
+/// matches (red team). A relative `Location` is passed as it is (the
+/// client resolves it against `http://NAME/`), and so is any other.
+fn relocated(value: &[u8], origin: &Origin, name: &str) -> Option<Vec<u8>> {
+    let prefix = origin.to_string();
+    let head = value.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix.as_bytes()) {
         return None;
     }
-    let mut out = format!("http://{name}{}", target.path());
-    if let Some(q) = target.query() {
-        out.push('?');
-        out.push_str(q);
+    let rest = &value[prefix.len()..];
+    if !(rest.is_empty() || matches!(rest[0], b'/' | b'?' | b'#')) {
+        return None;
     }
-    if let Some(f) = target.fragment() {
-        out.push('#');
-        out.push_str(f);
+    let mut out = format!("http://{name}").into_bytes();
+    if rest.is_empty() {
+        out.push(b'/');
     }
-    Some(out.into_bytes())
+    out.extend_from_slice(rest);
+    Some(out)
 }
 
 /// The request body as an upload source: data frames until the end; a
@@ -316,6 +319,36 @@ impl UploadSource for Upload {
                 Some(Err(_)) => return Err(JobError::ClientGone),
                 None => return Ok(None),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_origin_prefix_of_a_location_is_rewritten() {
+        let o = Origin::parse("http://127.0.0.1:8080").unwrap();
+        let r = |v: &[u8]| relocated(v, &o, "mr").map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            r(b"http://127.0.0.1:8080/a?b#c").as_deref(),
+            Some("http://mr/a?b#c")
+        );
+        assert_eq!(r(b"HTTP://127.0.0.1:8080").as_deref(), Some("http://mr/"));
+        // Verbatim: a tab or dot segments stay as the upstream sent them.
+        assert_eq!(
+            r(b"http://127.0.0.1:8080/x/TO\tKEN/zz/../y").as_deref(),
+            Some("http://mr/x/TO\tKEN/zz/../y")
+        );
+        for other in [
+            &b"/relative"[..],
+            b"http://127.0.0.1:8080@evil/",
+            b"http://127.0.0.1:80801/",
+            b"https://127.0.0.1:8080/",
+            b"//127.0.0.1:8080/",
+        ] {
+            assert_eq!(r(other), None, "{}", String::from_utf8_lossy(other));
         }
     }
 }
