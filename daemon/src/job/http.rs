@@ -55,6 +55,15 @@ impl ClientSettings {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            // No automatic decoding: reqwest's reads only the first
+            // `Content-Encoding` line and then deletes them all, so two
+            // `gzip` lines left a compressed echo that looked plain to the
+            // redactor (`redteam_front.rs`). vaultd asks for `identity`
+            // and refuses any coded answer, seeing every line.
+            .no_gzip()
+            .no_brotli()
+            .no_zstd()
+            .no_deflate()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(Duration::from_secs(15))
@@ -481,11 +490,10 @@ impl Started {
     }
 }
 
-/// The daemon owns the response encoding: reqwest decodes gzip, deflate, br
-/// and zstd (and then removes `Content-Encoding`), so a `Content-Encoding`
-/// still present is one it could not decode (unknown, or stacked such as
-/// `gzip, gzip`). Such a body could hide an echo from the redactor, so none
-/// of it is passed on.
+/// The daemon owns the response encoding: it asks for `identity` and
+/// decodes nothing, so any `Content-Encoding` other than `identity`, on any
+/// of its lines, is a body the redactor cannot read. Such a body could hide
+/// an echo, so none of it is passed on.
 fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), JobError> {
     // hyper removes `chunked` and nothing else: any other transfer-coding
     // (gzip, deflate, compress) would reach the client still coded, past
@@ -518,14 +526,35 @@ fn refuse_undecoded(resp: &reqwest::Response) -> Result<(), JobError> {
 /// the token's length and a way to check a guess at it offline (Express's
 /// default `ETag` is `W/"len-sha1"`). Dropped from every response, since a
 /// streamed head leaves before the body shows whether redaction changes it.
-const OF_THE_BODY: [&str; 6] = [
+/// Storage services name theirs too (S3's `x-amz-checksum-*`, GCS's
+/// `x-goog-hash` and the stored, compressed `x-goog-stored-content-length`,
+/// Azure's `x-ms-content-crc64`): matched by these prefixes.
+const OF_THE_BODY: [&str; 13] = [
     "etag",
     "content-md5",
     "digest",
     "content-digest",
     "repr-digest",
     "want-content-digest",
+    "x-amz-checksum-",
+    "x-amz-meta-md5",
+    "x-goog-hash",
+    "x-goog-stored-content-",
+    "x-ms-content-crc64",
+    "x-ms-content-md5",
+    "x-ms-blob-content-md5",
 ];
+
+/// Whether a response header is computed over the body (see [`OF_THE_BODY`]).
+fn of_the_body(name: &str) -> bool {
+    OF_THE_BODY.iter().any(|p| {
+        if p.ends_with('-') {
+            name.starts_with(p)
+        } else {
+            name == *p
+        }
+    })
+}
 
 /// A redirect's target is upstream text: a refusal names the rule that
 /// refused it, never any part of the target. A reflecting upstream could
@@ -562,9 +591,7 @@ fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobR
     // digests of the body go too (see `OF_THE_BODY`).
     let headers = std::mem::take(resp.headers_mut())
         .iter()
-        .filter(|(name, _)| {
-            *name != reqwest::header::CONTENT_LENGTH && !OF_THE_BODY.contains(&name.as_str())
-        })
+        .filter(|(name, _)| *name != reqwest::header::CONTENT_LENGTH && !of_the_body(name.as_str()))
         .map(|(name, value)| Header {
             name: redactor.redact_message(name.as_str()),
             value: redact_value(redactor, value.as_bytes()),
@@ -582,9 +609,10 @@ fn head_of(resp: &mut reqwest::Response, url: &Url, redactor: &Redactor) -> JobR
     }
 }
 
-/// What reqwest asks for when it decodes responses (tower-http's order);
-/// the client's own Accept-Encoding is dropped (`build_headers`).
-const SENT_ACCEPT_ENCODING: &str = "zstd,gzip,deflate,br";
+/// What vaultd asks for: a plain body, the only kind the redactor reads
+/// (see `refuse_undecoded`); the client's own Accept-Encoding is dropped
+/// (`build_headers`).
+const SENT_ACCEPT_ENCODING: &str = "identity";
 
 /// One hop's request as `vaultctl request -v` shows it: the request line,
 /// `Host`, the headers vaultd set (the client's, a signature's), those the
@@ -630,7 +658,9 @@ fn sent_request(
     if !headers.contains_key(reqwest::header::ACCEPT) {
         add("accept", b"*/*".to_vec());
     }
-    add("accept-encoding", SENT_ACCEPT_ENCODING.as_bytes().to_vec());
+    if !headers.contains_key(reqwest::header::ACCEPT_ENCODING) {
+        add("accept-encoding", SENT_ACCEPT_ENCODING.as_bytes().to_vec());
+    }
     if let Some(n) = body_len {
         add("content-length", n.to_string().into_bytes());
     } else if streamed {
@@ -667,12 +697,17 @@ fn build_headers(
     injection: &Injection,
     token: &Secret,
 ) -> Result<HeaderMap, JobError> {
-    let mut map = HeaderMap::with_capacity(headers.len() + 1);
+    let mut map = HeaderMap::with_capacity(headers.len() + 2);
+    // Without it any coding is acceptable (RFC 9110 §12.5.3).
+    map.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        HeaderValue::from_static(SENT_ACCEPT_ENCODING),
+    );
     for h in headers {
-        // The daemon owns the response encoding: reqwest asks for what it
-        // can decode, and a client's own Accept-Encoding or TE could ask for
-        // an encoding it cannot (the echo would then pass the redactor
-        // unseen). Dropped, not refused: the body arrives decoded either way.
+        // The daemon owns the response encoding: it asks for `identity`,
+        // and a client's own Accept-Encoding or TE could ask for an
+        // encoding the redactor cannot read. Dropped, not refused: the body
+        // arrives plain either way.
         if h.name.eq_ignore_ascii_case("accept-encoding") || h.name.eq_ignore_ascii_case("te") {
             continue;
         }
