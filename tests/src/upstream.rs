@@ -420,9 +420,15 @@ async fn handle(
         }
         // A fixed text (no token) compressed with `enc`, for comparing
         // curl --compressed with vaultctl side by side.
+        // Compressed as a well-behaved server does: only when the client's
+        // Accept-Encoding names `enc` (vaultd asks for `identity`).
         "/compressed" => {
             let plain = "compressed text, no secret in it\n".repeat(8).into_bytes();
-            let enc = query_param(&target, "enc").unwrap_or_else(|| "gzip".into());
+            let want = query_param(&target, "enc").unwrap_or_else(|| "gzip".into());
+            let accepted = rec
+                .header("accept-encoding")
+                .is_some_and(|a| a.split(',').any(|c| c.trim().eq_ignore_ascii_case(&want)));
+            let enc = if accepted { want } else { "identity".into() };
             let body = match enc.as_str() {
                 "gzip" => compress::gzip(&plain),
                 "deflate" => compress::zlib(&plain),

@@ -263,6 +263,18 @@ fn echo_suite_through_the_front_never_returns_the_token() {
             &format!("http://{cred}{path}"),
             &["-H", "Accept-Encoding: gzip, br"],
         );
+        if path.starts_with("/echo-compressed") {
+            // Compressed whatever vaultd asked for (`identity`): refused
+            // whole, since the redactor reads only plain bodies.
+            assert_eq!(got.status, 502, "{path}: {got:?}");
+            assert_eq!(
+                got.header("tokenvault-error").as_deref(),
+                Some("upstream-unreachable"),
+                "{path}"
+            );
+            assert_clean(path, &got.all());
+            continue;
+        }
         assert_eq!(got.status, 200, "{path}: {got:?}");
         assert_clean(path, &got.all());
         assert!(got.text().contains("[redacted]"), "{path}: {}", got.text());

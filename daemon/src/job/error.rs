@@ -54,7 +54,7 @@ pub enum JobError {
     )]
     TransferCoding,
     #[error(
-        "the response body uses a Content-Encoding vaultd cannot decode (it decodes gzip, deflate, br and zstd); nothing of it was returned"
+        "the response body is compressed (Content-Encoding), though vaultd asked for identity: the redactor reads only plain bodies, so nothing of it was returned"
     )]
     ContentEncoding,
     /// `detail` is the transport's own words (redacted before it leaves).
