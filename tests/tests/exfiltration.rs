@@ -44,8 +44,6 @@ const fn case(name: &'static str, path: &'static str, expect: Expect) -> Case {
     }
 }
 
-const REDACTED: &str = "invalid token [redacted]";
-
 /// The slash token echoed by `/echo-form` in one encoding.
 fn form(name: &'static str, form: &'static str) -> Case {
     // Leaked: a handful of short-lived strings per test run.
