@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::{Listener, Stream};
-use interprocess::local_socket::traits::StreamCommon as _;
-use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use proto::{ErrorReply, Hello, Response};
@@ -18,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::connection;
 use crate::error::{RequestError, reply};
-use crate::peer::Peer;
+use crate::peer::{self, Refusal};
 use crate::state::State;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,50 +93,33 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
         .has_openbao()
         .then(|| tokio::spawn(read_sources(state.clone())));
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(10);
     loop {
         let stream = tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => r,
+            s = peer::accept_retrying(&listener, "") => s,
         };
-        let stream = match stream {
-            Ok(s) => {
-                backoff = Duration::from_millis(10);
-                s
-            }
-            Err(e) => {
-                // EMFILE and friends: wait and retry rather than spin.
-                tracing::warn!("accept failed: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let peer = match stream.peer_creds() {
-            Ok(c) => Peer {
-                uid: c.euid().unwrap_or(u32::MAX),
-                pid: c.pid().map(|p| p as u32),
-            },
-            Err(e) => {
+        let peer = match peer::admit(&stream, own_uid, &state.config.allow_uids) {
+            Ok(p) => p,
+            Err(Refusal::NoCredentials(e)) => {
                 tracing::warn!("refused a connection: cannot read peer credentials: {e}");
                 continue;
             }
+            Err(Refusal::ForeignUid(peer)) => {
+                tracing::warn!(
+                    "refused a connection from uid {} (pid {}): only uid {own_uid} and allow_uids may connect",
+                    peer.uid,
+                    peer.pid_str()
+                );
+                tokio::spawn(refuse(
+                    stream,
+                    reply(RequestError::ForeignUid {
+                        uid: peer.uid,
+                        owner: own_uid,
+                    }),
+                ));
+                continue;
+            }
         };
-        if peer.uid != own_uid && !state.config.allow_uids.contains(&peer.uid) {
-            tracing::warn!(
-                "refused a connection from uid {} (pid {}): only uid {own_uid} and allow_uids may connect",
-                peer.uid,
-                peer.pid_str()
-            );
-            tokio::spawn(refuse(
-                stream,
-                reply(RequestError::ForeignUid {
-                    uid: peer.uid,
-                    owner: own_uid,
-                }),
-            ));
-            continue;
-        }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::warn!(
                 "connection limit ({}, max_connections) reached; refusing pid {}",

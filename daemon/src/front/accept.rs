@@ -12,15 +12,13 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use interprocess::local_socket::tokio::{Listener, Stream};
-use interprocess::local_socket::traits::StreamCommon as _;
-use interprocess::local_socket::traits::tokio::Listener as _;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use super::framing::{Verdicts, Watched};
 use super::problem::{FrontError, Problem};
 use super::relay;
-use crate::peer::Peer;
+use crate::peer::{self, Peer, Refusal};
 use crate::state::State;
 
 /// Largest request head (request line and headers) hyper buffers; a longer
@@ -36,47 +34,31 @@ pub async fn serve(listener: Listener, state: Arc<State>, shutdown: impl Future<
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let own_uid = rustix::process::getuid().as_raw();
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(10);
     loop {
         let stream = tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => r,
+            s = peer::accept_retrying(&listener, "http front: ") => s,
         };
-        let stream = match stream {
-            Ok(s) => {
-                backoff = Duration::from_millis(10);
-                s
-            }
-            Err(e) => {
-                tracing::warn!("http front: accept failed: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let peer = match stream.peer_creds() {
-            Ok(c) => Peer {
-                uid: c.euid().unwrap_or(u32::MAX),
-                pid: c.pid().map(|p| p as u32),
-            },
-            Err(e) => {
+        let peer = match peer::admit(&stream, own_uid, &state.config.allow_uids) {
+            Ok(p) => p,
+            Err(Refusal::NoCredentials(e)) => {
                 tracing::warn!("http front: refused a connection: no peer credentials: {e}");
                 continue;
             }
+            Err(Refusal::ForeignUid(peer)) => {
+                tracing::warn!(
+                    "http front: refused a connection from uid {} (pid {}): only uid {own_uid} and allow_uids may connect",
+                    peer.uid,
+                    peer.pid_str()
+                );
+                let p = Problem::front(&FrontError::ForeignUid {
+                    uid: peer.uid,
+                    owner: own_uid,
+                });
+                tokio::spawn(refuse(stream, p));
+                continue;
+            }
         };
-        if peer.uid != own_uid && !state.config.allow_uids.contains(&peer.uid) {
-            tracing::warn!(
-                "http front: refused a connection from uid {} (pid {}): only uid {own_uid} and allow_uids may connect",
-                peer.uid,
-                peer.pid_str()
-            );
-            let p = Problem::front(&FrontError::ForeignUid {
-                uid: peer.uid,
-                owner: own_uid,
-            });
-            tokio::spawn(refuse(stream, p));
-            continue;
-        }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::warn!(
                 "http front: connection limit ({}, max_connections) reached; refusing pid {}",
