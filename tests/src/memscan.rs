@@ -73,3 +73,26 @@ pub fn scan(pid: u32, needles: &[&[u8]]) -> Result<Scan, ScanError> {
     }
     Ok(Scan { hits, bytes })
 }
+
+/// Scans until no `secrets` needle is found or `limit` passes, and returns
+/// the last scan: `hits` holds the secrets' counts, then the control's.
+/// `lock` drops pooled connections at once, but their tasks wind down on
+/// the runtime's threads a moment later; nothing else is waited for.
+pub fn scan_until_clean(
+    pid: u32,
+    secrets: &[&[u8]],
+    control: &[u8],
+    limit: std::time::Duration,
+) -> Scan {
+    let start = std::time::Instant::now();
+    loop {
+        let mut needles = secrets.to_vec();
+        needles.push(control);
+        let s = scan(pid, &needles).expect("scan vaultd memory");
+        let clean = s.hits[..secrets.len()].iter().all(|&h| h == 0);
+        if clean || start.elapsed() > limit {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -1119,23 +1119,17 @@ fn lock_frees_the_token_of_front_jobs() {
     d.ctl(&["lock"]).ok();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
     let control = d.socket.display().to_string();
-    let start = Instant::now();
-    loop {
-        let s = harness::memscan::scan(
-            d.pid(),
-            &[token.as_bytes(), b64.as_bytes(), control.as_bytes()],
-        )
-        .expect("scan");
-        assert!(s.hits[2] >= 1, "the scan is broken: {s:?}");
-        if s.hits[0] == 0 && s.hits[1] == 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the token is still in vaultd's memory after lock: {s:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let s = harness::memscan::scan_until_clean(
+        d.pid(),
+        &[token.as_bytes(), b64.as_bytes()],
+        control.as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert!(s.hits[2] >= 1, "the scan is broken: {s:?}");
+    assert!(
+        s.hits[0] == 0 && s.hits[1] == 0,
+        "the token is still in vaultd's memory after lock: {s:?}"
+    );
     drop(idle);
 }
 
@@ -1267,20 +1261,17 @@ fn lock_frees_the_token_of_a_front_download_whose_reader_stalled() {
     }
     d.ctl(&["lock"]).ok();
     let control = d.socket.display().to_string();
-    let start = Instant::now();
-    loop {
-        let sc =
-            harness::memscan::scan(d.pid(), &[token.as_bytes(), control.as_bytes()]).expect("scan");
-        assert!(sc.hits[1] >= 1, "the scan is broken");
-        if sc.hits[0] == 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the token is still in memory while the reader stalls: {sc:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let sc = harness::memscan::scan_until_clean(
+        d.pid(),
+        &[token.as_bytes()],
+        control.as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert!(sc.hits[1] >= 1, "the scan is broken");
+    assert!(
+        sc.hits[0] == 0,
+        "the token is still in memory while the reader stalls: {sc:?}"
+    );
     drop(s);
 }
 
@@ -1314,20 +1305,17 @@ fn lock_frees_the_token_of_a_front_upload_that_stalled() {
     std::thread::sleep(Duration::from_millis(500));
     d.ctl(&["lock"]).ok();
     let control = d.socket.display().to_string();
-    let start = Instant::now();
-    loop {
-        let sc =
-            harness::memscan::scan(d.pid(), &[token.as_bytes(), control.as_bytes()]).expect("scan");
-        assert!(sc.hits[1] >= 1, "the scan is broken");
-        if sc.hits[0] == 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the token is still in memory while the upload stalls: {sc:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let sc = harness::memscan::scan_until_clean(
+        d.pid(),
+        &[token.as_bytes()],
+        control.as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert!(sc.hits[1] >= 1, "the scan is broken");
+    assert!(
+        sc.hits[0] == 0,
+        "the token is still in memory while the upload stalls: {sc:?}"
+    );
     // The client is told the vault locked.
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut out = Vec::new();

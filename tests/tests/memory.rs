@@ -77,21 +77,9 @@ fn exercise(d: &Daemon, plain: &Upstream, tls: &Upstream, name: &str) {
     }
 }
 
-/// Scans until every secret needle is gone or `limit` passes. Lock drops
-/// the pooled connections at once, but their tasks wind down on the
-/// runtime's threads a moment later; nothing else is waited for.
 fn scan_until_clean(pid: u32, secrets: &[Vec<u8>], control: &[u8], limit: Duration) -> Scan {
-    let start = Instant::now();
-    loop {
-        let mut needles: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
-        needles.push(control);
-        let s = scan(pid, &needles).expect("scan vaultd memory");
-        let clean = s.hits[..secrets.len()].iter().all(|&h| h == 0);
-        if clean || start.elapsed() > limit {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let secrets: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
+    harness::memscan::scan_until_clean(pid, &secrets, control, limit)
 }
 
 fn assert_clean(what: &str, s: &Scan, labels: &[String]) {

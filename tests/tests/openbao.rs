@@ -514,22 +514,19 @@ fn lock_drops_the_value_the_client_token_and_the_secret_id() {
             );
         }
         let control = d.vault.display().to_string();
-        let start = Instant::now();
-        loop {
-            let mut n: Vec<&[u8]> = needles.iter().map(|v| v.as_slice()).collect();
-            n.push(control.as_bytes());
-            let s = harness::memscan::scan(d.pid(), &n).expect("scan");
-            let hits = &s.hits[..needles.len()];
-            assert!(*s.hits.last().unwrap() >= 1, "the scan is broken");
-            if hits.iter().all(|&h| h == 0) {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(6),
-                "after lock, secrets in vaultd's memory: {hits:?} for {secrets:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let n: Vec<&[u8]> = needles.iter().map(|v| v.as_slice()).collect();
+        let s = harness::memscan::scan_until_clean(
+            d.pid(),
+            &n,
+            control.as_bytes(),
+            Duration::from_secs(6),
+        );
+        let hits = &s.hits[..needles.len()];
+        assert!(*s.hits.last().unwrap() >= 1, "the scan is broken");
+        assert!(
+            hits.iter().all(|&h| h == 0),
+            "after lock, secrets in vaultd's memory: {hits:?} for {secrets:?}"
+        );
     }
 }
 
